@@ -190,6 +190,10 @@ class MemoryPool:
         if dt.hasobject:
             # Uninitialised memory must never be read as Python object pointers.
             raise TypeError(f"pooled arrays cannot hold object dtype {dt}")
+        if dt.subdtype is not None:
+            # As np.empty does: a subarray dtype adds trailing dimensions.
+            dt, sub_shape = dt.subdtype
+            shape_t += sub_shape
         nbytes = math.prod(shape_t) * dt.itemsize
         block = self.acquire(nbytes)
         interface: dict[str, Any] = {
@@ -199,7 +203,7 @@ class MemoryPool:
             "data": (block.address, False),  # False: writable
             "strides": None,  # C-contiguous
         }
-        if dt.fields is not None or dt.subdtype is not None:
+        if dt.fields is not None:
             interface["descr"] = dt.descr
         try:
             owner = _ArrayOwner(self, block, interface)
@@ -207,8 +211,8 @@ class MemoryPool:
             self.release(block)
             raise
         arr = np.asarray(owner)
-        if arr.dtype != dt:  # subarray dtypes are expanded by NumPy; restore
-            arr = arr.view(dt).reshape(shape_t)
+        if arr.dtype != dt:  # descr drops struct alignment/offset details
+            arr = arr.view(dt)
         return arr
 
     # -- introspection ------------------------------------------------------
