@@ -1,0 +1,181 @@
+"""The user API: ``tj.compile`` and ``tj.jit``.
+
+``compile`` runs the pipeline once: verify the graph, lower it to loop IR, emit LLVM IR,
+optimize and load it, and wrap the entry point in a ``CompiledFunction``.
+``jit`` traces and compiles on the first call for each input signature.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tensorjit.ir.dtypes import as_dtype
+from tensorjit.ir.errors import TensorJitError
+from tensorjit.ir.graph import Graph
+from tensorjit.ir.loops import format_module, verify_module
+from tensorjit.ir.verifier import verify_graph
+from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
+from tensorjit.compiler.frontend.trace import trace
+from tensorjit.compiler.lowering.lower import lower
+from tensorjit.runtime.compiled import ArenaItem, ArgSpec, CompiledFunction, Signature
+from tensorjit.runtime.engine import Target, jit_compile
+
+_OPTIONS = ("opt_level", "fast_math", "threads", "cache")
+_cache: dict[tuple, CompiledFunction] = {}
+_cache_lock = threading.Lock()
+
+
+def _check_options(opt_level: int, fast_math: bool, threads: int | None) -> None:
+    if not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
+        raise TensorJitError(f"opt_level: expected 0, 1, 2 or 3, got {opt_level!r}")
+    if not isinstance(fast_math, bool):
+        raise TensorJitError(f"fast_math: expected True or False, got {fast_math!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise TensorJitError(f"threads: expected a positive int, got {threads!r}")
+
+
+def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3,  # noqa: A001
+            fast_math: bool = False, threads: int | None = None,
+            cache: bool = True) -> CompiledFunction:
+    """Compile a graph (or trace ``graph(*specs)`` first) to native code.
+
+    ``threads`` is validated and recorded; kernels currently run on the calling thread.
+    ``fast_math`` lets LLVM reassociate and contract float arithmetic freely.
+    """
+    _check_options(opt_level, fast_math, threads)
+    t0 = time.perf_counter()
+    if not isinstance(graph, Graph):
+        graph = trace(graph, *specs)
+    if os.environ.get("TENSORJIT_DISABLE_CACHE") == "1":
+        cache = False
+    key = (str(graph), opt_level, fast_math)
+    if cache:
+        with _cache_lock:
+            hit = _cache.get(key)
+        if hit is not None:
+            return hit
+    fn = _build(graph, opt_level, fast_math, threads, t0)
+    if cache:
+        with _cache_lock:
+            _cache.setdefault(key, fn)
+    return fn
+
+
+def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
+           t0: float) -> CompiledFunction:
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    verify_graph(graph, "compile")
+    module = lower(graph)
+    verify_module(module)
+    timings["lower"] = time.perf_counter() - t
+    t = time.perf_counter()
+    target = Target.host()
+    entry = f"tj_{graph.name}" if graph.name.isidentifier() else "tj_entry"
+    lanes = target.vector_bytes() // 4
+    llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math)
+    llvm_text = str(llvm_module)
+    timings["codegen"] = time.perf_counter() - t
+    code = jit_compile(llvm_text, opt_level, target)
+    timings.update(code.timings)
+    sig = Signature(
+        inputs=tuple(ArgSpec(p.attr("name"), p.shape, p.dtype) for p in graph.params),
+        outputs=tuple(ArgSpec(f"out{k}", o.shape, o.dtype) for k, o in enumerate(graph.outputs)),
+        returns_tuple=graph.returns_tuple,
+        symbols=module.symbols,
+        arena=tuple(ArenaItem(s.numel, s.itemsize) for s in arena_slots(module)),
+        consts=tuple(np.ascontiguousarray(c.array()) for c in module.consts),
+    )
+    graph_text = str(graph)
+    loops_text = format_module(module)
+    stages: dict[str, Callable[[], str]] = {
+        "graph": lambda: graph_text,
+        "optimized": lambda: graph_text,
+        "loops": lambda: loops_text,
+        "llvm": lambda: llvm_text,
+        "llvm-opt": lambda: code.optimized_ir,
+        "asm": functools.lru_cache(maxsize=1)(code.asm),
+    }
+    timings["total"] = time.perf_counter() - t0
+    stats = {
+        "compile_seconds": timings,
+        "kernels": len(module.kernels),
+        "arena_bytes": sum(-(-s.numel.coef * s.itemsize // 64) * 64
+                           for s in arena_slots(module)) if not module.symbols else None,
+        "threads": 1 if threads is None else threads,
+        "target": f"{target.cpu} ({target.vector_bytes() * 8}-bit vectors)",
+    }
+    fn = CompiledFunction(graph.name, sig, code.address(entry), code, stages, stats)
+    _dump(graph.name, fn)
+    return fn
+
+
+def _dump(name: str, fn: CompiledFunction) -> None:
+    directory = os.environ.get("TENSORJIT_DUMP")
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for k, stage in enumerate(fn.stage_names()):
+        (path / f"{name}.{k}.{stage}.txt").write_text(fn.ir(stage))
+
+
+def _signature_of(args: tuple[Any, ...]) -> tuple:
+    key = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            key.append((a.shape, a.dtype.str))
+        elif isinstance(a, (bool, int, float)):
+            key.append(((), type(a).__name__))
+        else:
+            key.append((np.shape(a), str(np.asarray(a).dtype)))
+    return tuple(key)
+
+
+class JitFunction:
+    """``@tj.jit``: trace and compile on the first call per input signature."""
+
+    def __init__(self, fn: Callable[..., Any], **options: Any) -> None:
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise TensorJitError(f"jit: unknown option(s) {sorted(unknown)}; options are "
+                                 f"{', '.join(_OPTIONS)}")
+        _check_options(options.get("opt_level", 3), options.get("fast_math", False),
+                       options.get("threads"))
+        self.fn = fn
+        self.options = options
+        self._compiled: dict[tuple, CompiledFunction] = {}
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args: Any, out: Any = None) -> Any:
+        key = _signature_of(args)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self.lower(*args)
+            self._compiled[key] = compiled
+        return compiled(*args, out=out)
+
+    def lower(self, *args: Any) -> CompiledFunction:
+        """Trace and compile for these arguments (arrays or TensorSpecs)."""
+        specs = [np.asarray(a, dtype=as_dtype(type(a)).np) if isinstance(a, (bool, int, float))
+                 else a for a in args]
+        return compile(trace(self.fn, *specs), **self.options)
+
+    @property
+    def signatures(self) -> list[tuple]:
+        return list(self._compiled)
+
+
+def jit(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Decorator (``@tj.jit`` or ``@tj.jit(threads=1)``) or call (``tj.jit(fn, ...)``)."""
+    if fn is None:
+        return lambda f: JitFunction(f, **options)
+    return JitFunction(fn, **options)

@@ -1,0 +1,351 @@
+"""One loop-IR kernel -> one LLVM function, with explicit vector code for ``vfor`` loops.
+
+A ``vfor`` loop becomes a vector loop over ``lanes``-wide chunks followed by a scalar
+tail. In the vector body every expression is either *uniform* (the same for all lanes,
+kept scalar) or a vector: loads whose index moves by 1 with the loop variable become
+vector loads, loads that do not move are scalar loads, and anything else is gathered
+lane by lane. Accumulators live in stack slots (promoted to registers by LLVM); a vector
+loop keeps a vector accumulator that is folded into the scalar one after the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.loops import (
+    AccInit, AccRef, AccUpdate, Cast, Const, DimParam, Expr, Kernel, Load, Loop, Op, Stmt,
+    Store, Var,
+)
+from tensorjit.compiler.codegen.mathlib import splat
+from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum
+from tensorjit.compiler.codegen.types import I32, I64, PTR, lanes_of, mem_type, reg_type
+from tensorjit.compiler.lowering import index as ix
+
+
+
+def _identity(kind: str, dtype: DType) -> float | int | bool:
+    if kind == "sum":
+        return 0
+    if kind == "prod":
+        return 1
+    big = float("inf") if dtype.is_float else (True if dtype is DType.bool else
+                                               (1 << (dtype.itemsize * 8 - 1)) - 1)
+    if kind in ("max", "argmax"):
+        if dtype.is_float:
+            return -big
+        return False if dtype is DType.bool else -big - 1
+    return big
+
+
+def _in_dtype(e: Op) -> DType:
+    if e.op == "select":
+        return e.args[1].dtype
+    return e.args[0].dtype
+
+
+class KernelEmitter:
+    def __init__(self, module: ir.Module, kernel: Kernel, lanes: int = 16,
+                 fast_math: bool = False) -> None:
+        self.kernel = kernel
+        self.flags: tuple[str, ...] = ("fast",) if fast_math else CONTRACT
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(kernel.params) + 1))
+        self.fn = ir.Function(module, fnty, name=kernel.name)
+        self.fn.linkage = "internal"
+        for arg, p in zip(self.fn.args, kernel.params):
+            arg.name = p.name
+            arg.add_attribute("noalias")
+        self.fn.args[-1].name = "dims"
+        self.ptrs = {p.name: a for p, a in zip(kernel.params, self.fn.args)}
+        self.entry = self.fn.append_basic_block("entry")
+        body = self.fn.append_basic_block("body")
+        self.b = ir.IRBuilder(body)
+        self.max_lanes = lanes
+        self.vars: dict[str, ir.Value] = {}
+        self.accs: dict[str, tuple[str, DType, ir.Value, ir.Value | None]] = {}
+        self.memo: list[dict[Expr, ir.Value]] = [{}]
+        # vector mode state
+        self.vvar: str | None = None
+        self.lanes = 0
+        self.vmemo: dict[Expr, tuple[ir.Value, bool]] = {}
+        self.vaccs: dict[str, ir.Value] = {}
+
+    # --- driver -------------------------------------------------------------------
+    def emit(self) -> ir.Function:
+        for s in self.kernel.body:
+            self.stmt(s)
+        self.b.ret_void()
+        ir.IRBuilder(self.entry).branch(self.fn.blocks[1])
+        return self.fn
+
+    def _alloca(self, ty: ir.Type) -> ir.Value:
+        eb = ir.IRBuilder(self.entry)
+        return eb.alloca(ty)
+
+    # --- statements (scalar) --------------------------------------------------------
+    def stmt(self, s: Stmt) -> None:
+        if isinstance(s, Loop):
+            self.loop(s)
+        elif isinstance(s, Store):
+            self.store(s.buffer, self.scalar(s.index), self.scalar(s.value), s.value.dtype)
+        elif isinstance(s, AccInit):
+            slot = self._alloca(reg_type(s.dtype))
+            self.b.store(splat(_identity(s.kind, s.dtype), reg_type(s.dtype)), slot)
+            pos = None
+            if s.kind in ("argmax", "argmin"):
+                pos = self._alloca(I64)
+                self.b.store(ir.Constant(I64, 0), pos)
+            self.accs[s.name] = (s.kind, s.dtype, slot, pos)
+        elif isinstance(s, AccUpdate):
+            kind, dtype, slot, pos = self.accs[s.name]
+            value = self.scalar(s.value)
+            if pos is not None:
+                assert s.position is not None
+                self._arg_update(kind, dtype, slot, pos, value, self.scalar(s.position))
+            else:
+                self.b.store(self.combine(kind, dtype, self.b.load(slot), value), slot)
+        else:
+            raise TypeError(s)
+
+    def _arg_update(self, kind: str, dtype: DType, slot: ir.Value, pos: ir.Value,
+                    value: ir.Value, position: ir.Value) -> None:
+        best = self.b.load(slot)
+        if dtype.is_float:
+            better = self.b.fcmp_ordered(">" if kind == "argmax" else "<", value, best)
+            first_nan = self.b.and_(self.b.fcmp_unordered("uno", value, value),
+                                    self.b.fcmp_ordered("ord", best, best))
+            better = self.b.or_(better, first_nan)
+        elif dtype is DType.bool:
+            better = self.b.icmp_unsigned(">" if kind == "argmax" else "<", value, best)
+        else:
+            better = self.b.icmp_signed(">" if kind == "argmax" else "<", value, best)
+        self.b.store(self.b.select(better, value, best), slot)
+        self.b.store(self.b.select(better, position, self.b.load(pos)), pos)
+
+    def combine(self, kind: str, dtype: DType, acc: ir.Value, value: ir.Value) -> ir.Value:
+        if kind == "sum":
+            return emit_op(self.b, "add", [acc, value], dtype, dtype, self.flags)
+        if kind == "prod":
+            return emit_op(self.b, "mul", [acc, value], dtype, dtype, self.flags)
+        return maximum(self.b, acc, value, dtype, kind == "max")
+
+    def store(self, buffer: str, index: ir.Value, value: ir.Value, dtype: DType) -> None:
+        ptr = self.b.gep(self.ptrs[buffer], [index], inbounds=True, source_etype=mem_type(dtype))
+        if dtype is DType.bool:
+            value = self.b.zext(value, mem_type(dtype, lanes_of(value)))
+        self.b.store(value, ptr, align=dtype.itemsize)
+
+    def load(self, buffer: str, index: ir.Value, dtype: DType, lanes: int = 0) -> ir.Value:
+        ptr = self.b.gep(self.ptrs[buffer], [index], inbounds=True, source_etype=mem_type(dtype))
+        value = self.b.load(ptr, typ=mem_type(dtype, lanes), align=dtype.itemsize)
+        if dtype is DType.bool:
+            value = self.b.icmp_unsigned("!=", value, splat(0, value.type))
+        return value
+
+    # --- loops ----------------------------------------------------------------------
+    def counted(self, var: str, start: ir.Value, stop: ir.Value, step: int,
+                body: Callable[[ir.Value], None]) -> None:
+        b = self.b
+        pre = b.block
+        header = self.fn.append_basic_block(f"{var}.head")
+        loop = self.fn.append_basic_block(f"{var}.body")
+        done = self.fn.append_basic_block(f"{var}.done")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=var)
+        i.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", i, stop), loop, done)
+        b.position_at_end(loop)
+        self.memo.append({})
+        body(i)
+        self.memo.pop()
+        nxt = b.add(i, ir.Constant(I64, step), flags=("nsw",))
+        i.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(done)
+
+    def loop(self, s: Loop) -> None:
+        extent = self.scalar(s.extent)
+        if s.kind == "vector" and self.max_lanes > 1 and all(
+                isinstance(x, Store) or (isinstance(x, AccUpdate) and x.position is None)
+                for x in s.body):
+            self.vector_loop(s, extent)
+            return
+
+        def body(i: ir.Value) -> None:
+            self.vars[s.var] = i
+            for x in s.body:
+                self.stmt(x)
+
+        self.counted(s.var, ir.Constant(I64, 0), extent, 1, body)
+
+    def vector_loop(self, s: Loop, extent: ir.Value) -> None:
+        lanes = self.max_lanes
+        b = self.b
+        n_vec = b.and_(extent, ir.Constant(I64, ~(lanes - 1)))
+        updates = [x for x in s.body if isinstance(x, AccUpdate)]
+        vslots: dict[str, ir.Value] = {}
+        for u in updates:
+            kind, dtype, _, _ = self.accs[u.name]
+            if u.name not in vslots:
+                vslots[u.name] = self._alloca(reg_type(dtype, lanes))
+                b.store(splat(_identity(kind, dtype), reg_type(dtype, lanes)), vslots[u.name])
+
+        def vbody(i: ir.Value) -> None:
+            self.vars[s.var] = i
+            self.vvar, self.lanes, self.vmemo, self.vaccs = s.var, lanes, {}, vslots
+            try:
+                for x in s.body:
+                    self.vstmt(x)
+            finally:
+                self.vvar, self.lanes, self.vmemo = None, 0, {}
+
+        self.counted(s.var, ir.Constant(I64, 0), n_vec, lanes, vbody)
+        for name, vslot in vslots.items():
+            kind, dtype, slot, _ = self.accs[name]
+            total = self.hreduce(kind, dtype, b.load(vslot))
+            b.store(self.combine(kind, dtype, b.load(slot), total), slot)
+
+        def tail(i: ir.Value) -> None:
+            self.vars[s.var] = i
+            for x in s.body:
+                self.stmt(x)
+
+        self.counted(s.var, n_vec, extent, 1, tail)
+
+    def hreduce(self, kind: str, dtype: DType, v: ir.Value) -> ir.Value:
+        width = lanes_of(v)
+        while width > 1:
+            half = width // 2
+            lo = self.b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                       ir.Constant(ir.VectorType(I32, half), list(range(half))))
+            hi = self.b.shuffle_vector(v, ir.Constant(v.type, ir.Undefined),
+                                       ir.Constant(ir.VectorType(I32, half),
+                                                   list(range(half, width))))
+            v = self.combine(kind, dtype, lo, hi)
+            width = half
+        return self.b.extract_element(v, ir.Constant(I32, 0))
+
+    # --- statements (vector) ----------------------------------------------------------
+    def vstmt(self, s: Stmt) -> None:
+        if isinstance(s, Store):
+            value = self.as_vector(self.vexpr(s.value), s.value.dtype)
+            coef = self.coef(s.index)
+            if coef == 1:
+                self.store(s.buffer, self.scalar(s.index), value, s.value.dtype)
+            else:
+                idx = self.as_vector(self.vexpr(s.index), DType.int64)
+                for lane in range(self.lanes):
+                    k = ir.Constant(I32, lane)
+                    self.store(s.buffer, self.b.extract_element(idx, k),
+                               self.b.extract_element(value, k), s.value.dtype)
+        elif isinstance(s, AccUpdate):
+            kind, dtype, _, _ = self.accs[s.name]
+            slot = self.vaccs[s.name]
+            value = self.as_vector(self.vexpr(s.value), dtype)
+            self.b.store(self.combine(kind, dtype, self.b.load(slot), value), slot)
+        else:
+            raise TypeError(s)
+
+    def coef(self, index: Expr) -> int | None:
+        """How far ``index`` moves per step of the vector variable (None: not affine)."""
+        terms, _ = ix.affine(index)
+        coef = 0
+        for atom, c in terms.items():
+            if isinstance(atom, Var) and atom.name == self.vvar:
+                coef += c
+            elif self._mentions(atom):
+                return None
+        return coef
+
+    def _mentions(self, e: Expr) -> bool:
+        stack = [e]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, Var) and x.name == self.vvar:
+                return True
+            stack.extend(x.children())
+        return False
+
+    def as_vector(self, ev: tuple[ir.Value, bool], dtype: DType) -> ir.Value:
+        value, is_vec = ev
+        if is_vec:
+            return value
+        ty = reg_type(dtype, self.lanes)
+        undef = ir.Constant(ty, ir.Undefined)
+        one = self.b.insert_element(undef, value, ir.Constant(I32, 0))
+        return self.b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, self.lanes),
+                                                               [0] * self.lanes))
+
+    def vexpr(self, e: Expr) -> tuple[ir.Value, bool]:
+        hit = self.vmemo.get(e)
+        if hit is not None:
+            return hit
+        out = self._vexpr(e)
+        self.vmemo[e] = out
+        return out
+
+    def _vexpr(self, e: Expr) -> tuple[ir.Value, bool]:
+        if not self._mentions(e):
+            return self.scalar(e), False
+        if isinstance(e, Var):
+            base = self.as_vector((self.vars[e.name], False), DType.int64)
+            step = ir.Constant(ir.VectorType(I64, self.lanes), list(range(self.lanes)))
+            return self.b.add(base, step), True
+        if isinstance(e, Load):
+            coef = self.coef(e.index)
+            if coef == 1:
+                return self.load(e.buffer, self.scalar(e.index), e.dtype, self.lanes), True
+            idx = self.as_vector(self.vexpr(e.index), DType.int64)
+            out = ir.Constant(reg_type(e.dtype, self.lanes), ir.Undefined)
+            for lane in range(self.lanes):
+                k = ir.Constant(I32, lane)
+                v = self.load(e.buffer, self.b.extract_element(idx, k), e.dtype)
+                out = self.b.insert_element(out, v, k)
+            return out, True
+        if isinstance(e, Cast):
+            x = self.vexpr(e.x)
+            return emit_cast(self.b, x[0], e.x.dtype, e.dtype), x[1]
+        if isinstance(e, Op):
+            args = [self.vexpr(a) for a in e.args]
+            vec = [self.as_vector(a, x.dtype) for a, x in zip(args, e.args)]
+            return emit_op(self.b, e.op, vec, _in_dtype(e), e.dtype, self.flags), True
+        raise TypeError(e)
+
+    # --- expressions (scalar) ---------------------------------------------------------
+    def scalar(self, e: Expr) -> ir.Value:
+        for level in reversed(self.memo):
+            hit = level.get(e)
+            if hit is not None:
+                return hit
+        value = self._scalar(e)
+        self.memo[-1][e] = value
+        return value
+
+    def _scalar(self, e: Expr) -> ir.Value:
+        if isinstance(e, Const):
+            return splat(int(e.value) if e.dtype is DType.bool else e.value, reg_type(e.dtype))
+        if isinstance(e, Var):
+            return self.vars[e.name]
+        if isinstance(e, DimParam):
+            ptr = self.b.gep(self.fn.args[-1], [ir.Constant(I64, e.index)], inbounds=True,
+                             source_etype=I64)
+            return self.b.load(ptr, typ=I64, align=8)
+        if isinstance(e, AccRef):
+            _, _, slot, _ = self.accs[e.name]
+            kind = self.accs[e.name][0]
+            if kind in ("argmax", "argmin"):
+                return self.b.load(self.accs[e.name][3])
+            return self.b.load(slot)
+        if isinstance(e, Load):
+            return self.load(e.buffer, self.scalar(e.index), e.dtype)
+        if isinstance(e, Cast):
+            return emit_cast(self.b, self.scalar(e.x), e.x.dtype, e.dtype)
+        if isinstance(e, Op):
+            return emit_op(self.b, e.op, [self.scalar(a) for a in e.args], _in_dtype(e), e.dtype,
+                           self.flags)
+        raise TypeError(e)
+
+

@@ -1,0 +1,258 @@
+"""Elementwise NumPy functions: ``tj.exp(x)`` means ``numpy.exp(x)``.
+
+Called with no traced tensor among the arguments, each function simply calls NumPy,
+so ``tj.exp`` also works on plain arrays outside a traced function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tensorjit.ir.dtypes import DType, float_of
+from tensorjit.ir.errors import DTypeError, UnsupportedError
+from tensorjit.ir.shapes import broadcast_shapes
+from tensorjit.compiler.frontend.lift import (
+    any_tensor,
+    cast,
+    emit,
+    operand,
+    result_dtype,
+    shape_of,
+    to_tensor,
+)
+from tensorjit.compiler.frontend.tensor import Tensor, user_location
+
+
+def _fail(name: str, dtype: DType) -> DTypeError:
+    return DTypeError(f"{name}: not supported for {dtype} operands, as in NumPy "
+                      f"(at {user_location()})")
+
+
+def _binary(name: str, op: str, np_fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    def fn(a: Any, b: Any) -> Any:
+        if not any_tensor(a, b):
+            return np_fn(a, b)
+        dt = result_dtype([a, b])
+        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        out_op = op
+        if kind == "true_divide":
+            dt = float_of(dt)
+        elif dt is DType.bool:
+            if kind == "arith" and op in ("add", "mul"):
+                out_op = "logical_or" if op == "add" else "logical_and"
+            elif kind in ("arith", "int_arith") and op not in ("maximum", "minimum"):
+                raise _fail(name, dt)
+        elif kind == "bitwise" and dt.is_float:
+            raise _fail(name, dt)
+        return emit(out_op, [operand(a, dt, shape), operand(b, dt, shape)])
+
+    fn.__name__ = name
+    fn.__doc__ = f"numpy.{np_fn.__name__} on traced tensors."
+    return fn
+
+
+add = _binary("add", "add", np.add, "arith")
+subtract = _binary("subtract", "sub", np.subtract, "arith")
+multiply = _binary("multiply", "mul", np.multiply, "arith")
+true_divide = _binary("true_divide", "div", np.true_divide, "true_divide")
+divide = true_divide
+floor_divide = _binary("floor_divide", "floordiv", np.floor_divide, "int_arith")
+mod = _binary("mod", "mod", np.mod, "int_arith")
+remainder = mod
+maximum = _binary("maximum", "maximum", np.maximum, "arith")
+minimum = _binary("minimum", "minimum", np.minimum, "arith")
+bitwise_and = _binary("bitwise_and", "bitwise_and", np.bitwise_and, "bitwise")
+bitwise_or = _binary("bitwise_or", "bitwise_or", np.bitwise_or, "bitwise")
+bitwise_xor = _binary("bitwise_xor", "bitwise_xor", np.bitwise_xor, "bitwise")
+_power = _binary("power", "pow", np.power, "int_arith")
+
+
+def power(a: Any, b: Any) -> Any:
+    """numpy.power; small constant exponents become multiplications (exact, and fast)."""
+    if isinstance(a, Tensor) and not isinstance(b, Tensor) and np.ndim(b) == 0:
+        e = float(b)
+        if e == 2.0 and result_dtype([a, b]) is a.dtype and a.dtype is not DType.bool:
+            return multiply(a, a)
+        if e == 1.0 and result_dtype([a, b]) is a.dtype and a.dtype is not DType.bool:
+            return a
+    return _power(a, b)
+
+
+def _compare(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def fn(a: Any, b: Any) -> Any:
+        if not any_tensor(a, b):
+            return np_fn(a, b)
+        dt = result_dtype([a, b])
+        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        return emit(op, [operand(a, dt, shape), operand(b, dt, shape)])
+
+    fn.__name__ = name
+    return fn
+
+
+less = _compare("less", "lt", np.less)
+less_equal = _compare("less_equal", "le", np.less_equal)
+greater = _compare("greater", "gt", np.greater)
+greater_equal = _compare("greater_equal", "ge", np.greater_equal)
+equal = _compare("equal", "eq", np.equal)
+not_equal = _compare("not_equal", "ne", np.not_equal)
+
+
+def _truth(value: Any) -> Tensor:
+    t = to_tensor(value)
+    if t.dtype is DType.bool:
+        return t
+    return cast(t, DType.bool)
+
+
+def _logical(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def fn(a: Any, b: Any) -> Any:
+        if not any_tensor(a, b):
+            return np_fn(a, b)
+        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        return emit(op, [operand(_truth(a), DType.bool, shape),
+                         operand(_truth(b), DType.bool, shape)])
+
+    fn.__name__ = name
+    return fn
+
+
+logical_and = _logical("logical_and", "logical_and", np.logical_and)
+logical_or = _logical("logical_or", "logical_or", np.logical_or)
+
+
+def logical_not(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.logical_not(x)
+    return emit("logical_not", [_truth(x)])
+
+
+def _float_unary(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    def fn(x: Any) -> Any:
+        if not any_tensor(x):
+            return np_fn(x)
+        t = to_tensor(x)
+        return emit(op, [cast(t, float_of(t.dtype))])
+
+    fn.__name__ = name
+    fn.__doc__ = (f"numpy.{np_fn.__name__}; integer and bool inputs compute in float64 "
+                  "(NumPy uses float16 for bool).")
+    return fn
+
+
+exp = _float_unary("exp", "exp", np.exp)
+expm1 = _float_unary("expm1", "expm1", np.expm1)
+log = _float_unary("log", "log", np.log)
+log1p = _float_unary("log1p", "log1p", np.log1p)
+log2 = _float_unary("log2", "log2", np.log2)
+sqrt = _float_unary("sqrt", "sqrt", np.sqrt)
+sin = _float_unary("sin", "sin", np.sin)
+cos = _float_unary("cos", "cos", np.cos)
+tan = _float_unary("tan", "tan", np.tan)
+tanh = _float_unary("tanh", "tanh", np.tanh)
+arctan = _float_unary("arctan", "arctan", np.arctan)
+
+
+def _numeric_unary(name: str, op: str, np_fn: Callable[..., Any],
+                   on_bool: str) -> Callable[..., Any]:
+    def fn(x: Any) -> Any:
+        if not any_tensor(x):
+            return np_fn(x)
+        t = to_tensor(x)
+        if t.dtype is DType.bool:
+            if on_bool == "identity":
+                return t
+            raise _fail(name, t.dtype)
+        if op in ("floor", "ceil") and t.dtype.is_int:
+            return t  # NumPy 2 keeps integers as they are
+        return emit(op, [t])
+
+    fn.__name__ = name
+    return fn
+
+
+negative = _numeric_unary("negative", "neg", np.negative, on_bool="error")
+abs = _numeric_unary("abs", "abs", np.abs, on_bool="identity")  # noqa: A001 (NumPy's name)
+absolute = abs
+sign = _numeric_unary("sign", "sign", np.sign, on_bool="error")
+floor = _numeric_unary("floor", "floor", np.floor, on_bool="error")
+ceil = _numeric_unary("ceil", "ceil", np.ceil, on_bool="error")
+
+
+def square(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.square(x)
+    t = to_tensor(x)
+    if t.dtype is DType.bool:
+        raise UnsupportedError("square of a bool tensor (NumPy gives int8, which tensorjit "
+                               f"does not have) at {user_location()}")
+    return emit("mul", [t, t])
+
+
+def reciprocal(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.reciprocal(x)
+    t = to_tensor(x)
+    if not t.dtype.is_float:
+        raise UnsupportedError(f"reciprocal of {t.dtype} (integer reciprocal truncates to 0; "
+                               f"cast to a float dtype first) at {user_location()}")
+    return true_divide(1.0, t)
+
+
+def invert(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.invert(x)
+    t = to_tensor(x)
+    if t.dtype.is_float:
+        raise _fail("invert", t.dtype)
+    return emit("invert", [t])
+
+
+def isnan(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.isnan(x)
+    return emit("isnan", [to_tensor(x)])
+
+
+def isfinite(x: Any) -> Any:
+    if not any_tensor(x):
+        return np.isfinite(x)
+    return emit("isfinite", [to_tensor(x)])
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    if not any_tensor(cond, a, b):
+        return np.where(cond, a, b)
+    dt = result_dtype([a, b])
+    shape = broadcast_shapes(shape_of(cond), shape_of(a), shape_of(b))
+    return emit("select", [operand(_truth(cond), DType.bool, shape),
+                           operand(a, dt, shape), operand(b, dt, shape)])
+
+
+def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    """numpy.clip: minimum(maximum(x, a_min), a_max); NaN stays NaN."""
+    if not any_tensor(x, a_min, a_max):
+        return np.clip(x, a_min, a_max)
+    if a_min is None and a_max is None:
+        raise UnsupportedError("clip: give a_min or a_max")
+    out = x
+    if a_min is not None:
+        out = maximum(out, a_min)
+    if a_max is not None:
+        out = minimum(out, a_max)
+    return out
+
+
+def astype(x: Any, dtype: Any) -> Any:
+    from tensorjit.ir.dtypes import as_dtype
+
+    dt = as_dtype(dtype)
+    if not any_tensor(x):
+        return np.asarray(x).astype(dt.np)
+    return cast(to_tensor(x), dt)
+
+
+cast_to = astype

@@ -1,0 +1,382 @@
+"""Lowering: a graph becomes a loop-IR module of fused kernels.
+
+Materialized nodes (``fusion``) are the *roots*; roots are visited in topological order
+and each joins the kernel under construction when it can, else starts a new one:
+
+- a *flat* kernel: same-size elementwise results whose every input is reachable by the
+  same flat index (no broadcast or transpose on the way): one 1-D vector loop;
+- a *row* kernel: outer loops over the kept dims ``O`` and, per row, a sequence of
+  stages over the inner dims ``I``: reductions into accumulators (kept in registers,
+  stored only if another kernel needs them) and stores of results of shape ``O + I``
+  or ``O``. Softmax and layernorm over the last axis are one row kernel each; a
+  subexpression computed in one stage and needed again in a later one is kept in a
+  per-row scratch buffer, so each row of the input is read at most twice;
+- a *matmul* kernel: ``out[b, m, :] += a[b, m, k] * B[b, k, :]``, vectorized over n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tensorjit.ir.graph import ConstArray, Graph, Node
+from tensorjit.ir.loops import (
+    AccInit, AccRef, AccUpdate, Buffer, BufferParam, Const, DimParam, Expr, Kernel, Load,
+    Loop, Module, Stmt, Store, Var,
+)
+from tensorjit.ir.ops import Category, get_op
+from tensorjit.ir.shapes import Shape, numel
+from tensorjit.compiler.lowering import index as ix
+from tensorjit.compiler.lowering.fusion import materialized_nodes
+from tensorjit.compiler.lowering.scratch import share_across_stages
+from tensorjit.compiler.lowering.values import CannotFuse, KernelScope, NotFlat, ValueBuilder
+
+_ACC_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
+             "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
+
+
+@dataclass
+class Stage:
+    kind: str  # reduce | store
+    inner: Shape
+    items: list[tuple[Node, Expr, Expr | None]] = field(default_factory=list)
+    # reduce items: (node, value, position); store items: (node, value, flat index)
+
+
+@dataclass
+class Group:
+    mode: str  # flat | rows | matmul
+    outer: Shape
+    inner: Shape
+    scope: KernelScope
+    stages: list[Stage] = field(default_factory=list)
+    roots: list[Node] = field(default_factory=list)
+    loads: set[str] = field(default_factory=set)
+    axes_key: tuple = ()
+    body: tuple[Stmt, ...] = ()
+
+
+class Lowering:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.dims = {s: DimParam(s, k) for k, s in enumerate(graph.symbols())}
+        self.roots = materialized_nodes(graph)
+        self.buffers: dict[Node, str] = {}
+        self.module_buffers: list[Buffer] = []
+        self.output_names: dict[Node, list[str]] = {}
+        self.consts: list[ConstArray] = []
+        self.groups: list[Group] = []
+        self._acc_count = 0
+        self._name_buffers()
+
+    # --- buffers ----------------------------------------------------------------------
+    def _name_buffers(self) -> None:
+        for p in self.graph.params:
+            name = f"in{p.attr('index')}"
+            self.buffers[p] = name
+            self.module_buffers.append(Buffer(name, p.dtype, numel(p.shape), "input",
+                                              p.attr("index")))
+        for k, o in enumerate(self.graph.outputs):
+            name = f"out{k}"
+            self.output_names.setdefault(o, []).append(name)
+            self.module_buffers.append(Buffer(name, o.dtype, numel(o.shape), "output", k))
+        temps = 0
+        for node in self.roots:
+            if node in self.buffers:
+                continue
+            if node in self.output_names:
+                self.buffers[node] = self.output_names[node][0]
+            elif node.op == "const":
+                name = f"c{len(self.consts)}"
+                self.module_buffers.append(Buffer(name, node.dtype, numel(node.shape),
+                                                  "const", len(self.consts)))
+                self.consts.append(node.attr("value"))
+                self.buffers[node] = name
+            else:
+                self.buffers[node] = f"t{temps}"
+                temps += 1
+
+    # --- grouping ---------------------------------------------------------------------
+    def run(self) -> Module:
+        for root in self.roots:
+            if root.op == "param" and root not in self.output_names:
+                continue
+            if root.op == "const" and root not in self.output_names:
+                continue
+            if root.op == "matmul":
+                self.groups.append(self._matmul(root))
+                continue
+            if self.groups and self.groups[-1].mode != "matmul" and self._join(root):
+                continue
+            self.groups.append(self._start(root))
+        return self._module()
+
+    def _builder(self, group: Group) -> ValueBuilder:
+        extents = {f"i{k}": ix.dim_expr(d, self.dims) for k, d in enumerate(group.outer)}
+        extents.update({f"j{k}": ix.dim_expr(d, self.dims) for k, d in enumerate(group.inner)})
+        return ValueBuilder(self.buffers, self.dims, extents, group.scope)
+
+    @staticmethod
+    def _vars(prefix: str, shape: Shape) -> list[Expr]:
+        return [Var(f"{prefix}{k}") for k in range(len(shape))]
+
+    def _start(self, root: Node) -> Group:
+        if get_op(root.op).category is Category.REDUCE:
+            src = root.inputs[0]
+            axes = root.attr("axes")
+            outer = tuple(d for k, d in enumerate(src.shape) if k not in axes)
+            inner = tuple(src.shape[a] for a in axes)
+            group = Group("rows", outer, inner, KernelScope(), axes_key=(src.shape, axes))
+            group.scope.outer_index = ix.ravel(self._vars("i", outer), outer, self.dims)
+            if not self._add_reduce(group, root):
+                raise AssertionError("a reduction always starts its own kernel")
+            return group
+        flat = Group("flat", (), (numel(root.shape),), KernelScope())
+        if self._add_flat(flat, root):
+            return flat
+        shape = root.shape
+        group = Group("rows", shape[:-1], shape[-1:], KernelScope())
+        group.scope.outer_index = ix.ravel(self._vars("i", group.outer), group.outer, self.dims)
+        if not self._add_store(group, root):
+            raise AssertionError("an elementwise root always starts its own kernel")
+        return group
+
+    def _join(self, root: Node) -> bool:
+        group = self.groups[-1]
+        if group.mode == "flat":
+            return self._add_flat(group, root)
+        if get_op(root.op).category is Category.REDUCE:
+            return self._add_reduce(group, root)
+        return self._add_store(group, root)
+
+    def _add_flat(self, group: Group, root: Node) -> bool:
+        if get_op(root.op).category is Category.REDUCE or numel(root.shape) != group.inner[0]:
+            return False
+        builder = self._builder(group)
+        flat = Var("j0")
+        try:
+            value = builder.at_flat(root, flat, define=True)
+        except (NotFlat, CannotFuse):
+            return False
+        if not group.stages:
+            group.stages.append(Stage("store", group.inner))
+        group.stages[0].items.append((root, value, flat))
+        group.scope.stored.add(root)
+        group.loads |= builder.loads
+        group.roots.append(root)
+        return True
+
+    def _add_reduce(self, group: Group, root: Node) -> bool:
+        src = root.inputs[0]
+        axes = root.attr("axes")
+        if (src.shape, axes) != group.axes_key and not (
+                group.axes_key == () and axes == tuple(range(src.ndim - len(group.inner),
+                                                             src.ndim))
+                and src.shape == group.outer + group.inner):
+            return False
+        outer, inner = self._vars("i", group.outer), self._vars("j", group.inner)
+        index: list[Expr] = []
+        o, i = iter(outer), iter(inner)
+        for k in range(src.ndim):
+            index.append(next(i) if k in axes else next(o))
+        builder = self._builder(group)
+        try:
+            value = builder.at(src, index)
+        except CannotFuse:
+            return False
+        kind = _ACC_KIND[root.op]
+        position = None
+        if kind in ("argmax", "argmin"):
+            position = inner[0]
+        name = f"acc{self._acc_count}"
+        self._acc_count += 1
+        last = group.stages[-1] if group.stages else None
+        reads = _acc_reads(value)
+        if last is None or last.kind != "reduce" or any(
+                group.scope.accumulators.get(n) in reads for n, _, _ in last.items):
+            last = Stage("reduce", group.inner)
+            group.stages.append(last)
+        last.items.append((root, value, position))
+        group.scope.accumulators[root] = name
+        group.loads |= builder.loads
+        group.roots.append(root)
+        return True
+
+    def _add_store(self, group: Group, root: Node) -> bool:
+        outer = self._vars("i", group.outer)
+        if root.shape == group.outer + group.inner:
+            inner_shape = group.inner
+            index = outer + self._vars("j", group.inner)
+        elif root.shape == group.outer and group.inner:
+            inner_shape = ()
+            index = outer
+        else:
+            return False
+        if group.axes_key and inner_shape and group.axes_key[1] != tuple(
+                range(len(group.outer), len(group.outer) + len(group.inner))):
+            return False  # rows of a non-trailing reduction are not rows of the output
+        builder = self._builder(group)
+        try:
+            value = builder.define(root, index)
+        except CannotFuse:
+            return False
+        flat = ix.ravel(index, root.shape, self.dims)
+        last = group.stages[-1] if group.stages else None
+        if last is None or last.kind != "store" or last.inner != inner_shape:
+            last = Stage("store", inner_shape)
+            group.stages.append(last)
+        last.items.append((root, value, flat))
+        group.scope.stored.add(root)
+        group.loads |= builder.loads
+        group.roots.append(root)
+        return True
+
+    def _matmul(self, root: Node) -> Group:
+        a, b = root.inputs
+        batch = root.shape[:-2]
+        group = Group("matmul", batch + root.shape[-2:-1], (a.shape[-1], root.shape[-1]),
+                      KernelScope())
+        builder = self._builder(group)
+        bvars = self._vars("i", batch)
+        m, k, n = Var(f"i{len(batch)}"), Var("j0"), Var("j1")
+        a_val = builder.at(a, bvars + [m, k])
+        b_val = builder.at(b, bvars + [k, n])
+        out = self.buffers[root]
+        flat = ix.ravel(bvars + [m, n], root.shape, self.dims)
+        zero = Const(0, root.dtype)
+        current = Load(out, flat, root.dtype)
+        from tensorjit.ir.loops import Op
+
+        update = Store(out, flat, Op("add", (current, Op("mul", (a_val, b_val), root.dtype)),
+                                     root.dtype))
+        extent_k = ix.dim_expr(a.shape[-1], self.dims)
+        extent_n = ix.dim_expr(root.shape[-1], self.dims)
+        inner = (
+            Loop("j1", extent_n, (Store(out, flat, zero),), "vector"),
+            Loop("j0", extent_k, (Loop("j1", extent_n, (update,), "vector"),)),
+        )
+        group.body = self._outer_loops(group.outer, inner)
+        group.loads = builder.loads | {out}
+        group.roots.append(root)
+        group.scope.stored.add(root)
+        return group
+
+    # --- loop IR ----------------------------------------------------------------------
+    def _outer_loops(self, outer: Shape, body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        for k in range(len(outer) - 1, -1, -1):
+            body = (Loop(f"i{k}", ix.dim_expr(outer[k], self.dims), body),)
+        return body
+
+    def _inner_loops(self, inner: Shape, body: tuple[Stmt, ...], vector: bool) -> tuple[Stmt, ...]:
+        for k in range(len(inner) - 1, -1, -1):
+            kind = "vector" if vector and k == len(inner) - 1 else "serial"
+            body = (Loop(f"j{k}", ix.dim_expr(inner[k], self.dims), body, kind),)
+        return body
+
+    def _group_body(self, group: Group, needed: set[Node], scratch: list[Buffer]) -> tuple:
+        if group.mode == "matmul":
+            return group.body
+        stage_extra = share_across_stages(group, scratch, self.dims)
+        stmts: list[Stmt] = []
+        for s, stage in enumerate(group.stages):
+            extra = stage_extra.get(s, [])
+            if stage.kind == "reduce":
+                inits = []
+                updates: list[Stmt] = list(extra)
+                tail: list[Stmt] = []
+                vector = True
+                for node, value, position in stage.items:
+                    name = group.scope.accumulators[node]
+                    kind = _ACC_KIND[node.op]
+                    vector &= kind not in ("argmax", "argmin")
+                    inits.append(AccInit(name, kind, value.dtype if position is None
+                                         else value.dtype))
+                    updates.append(AccUpdate(name, value, position))
+                    if node in needed:
+                        for buf in [self.buffers[node]] + self.output_names.get(node, [])[1:]:
+                            tail.append(Store(buf, group.scope.outer_index,
+                                              AccRef(name, node.dtype)))
+                stmts += inits
+                stmts += self._inner_loops(stage.inner, tuple(updates), vector)
+                stmts += tail
+            else:
+                body: list[Stmt] = list(extra)
+                for node, value, flat in stage.items:
+                    assert flat is not None
+                    for buf in [self.buffers[node]] + self.output_names.get(node, [])[1:]:
+                        body.append(Store(buf, flat, value))
+                stmts += self._inner_loops(stage.inner, tuple(body), True)
+        return self._outer_loops(group.outer, tuple(stmts))
+
+    def _module(self) -> Module:
+        loaded: set[str] = set()
+        for g in self.groups:
+            loaded |= g.loads
+        needed = {n for n in self.roots
+                  if n in self.output_names or self.buffers.get(n) in loaded}
+        temps: dict[str, Buffer] = {}
+        for node in self.roots:
+            name = self.buffers[node]
+            if name.startswith("t") and node in needed:
+                temps[name] = Buffer(name, node.dtype, numel(node.shape), "temp")
+        kernels = []
+        scratch: list[Buffer] = []
+        for k, group in enumerate(self.groups):
+            body = self._group_body(group, needed, scratch)
+            stored = _stored(body)
+            params = tuple(
+                BufferParam(b.name, b.dtype, "out" if b.name in stored else "in")
+                for b in self.module_buffers + list(temps.values()) + scratch
+                if b.name in stored or b.name in group.loads or b.name in _loaded(body)
+            )
+            note = f"{group.mode} kernel for " + ", ".join(
+                f"{r.op}{'' if r.loc is None else ' @ ' + r.loc.split(' ')[0]}"
+                for r in group.roots[:6]) + (" ..." if len(group.roots) > 6 else "")
+            kernels.append(Kernel(f"k{k}", params, body, note))
+        buffers = self.module_buffers + list(temps.values()) + scratch
+        return Module(self.graph.name, buffers, kernels, tuple(self.dims), list(self.consts))
+
+
+def _acc_reads(e: Expr) -> set[str]:
+    out: set[str] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, AccRef):
+            out.add(x.name)
+        stack.extend(x.children())
+    return out
+
+
+def _walk(body: tuple[Stmt, ...]):  # type: ignore[no-untyped-def]
+    for s in body:
+        yield s
+        if isinstance(s, Loop):
+            yield from _walk(s.body)
+
+
+def _stored(body: tuple[Stmt, ...]) -> set[str]:
+    return {s.buffer for s in _walk(body) if isinstance(s, Store)}
+
+
+def _loaded(body: tuple[Stmt, ...]) -> set[str]:
+    out: set[str] = set()
+    for s in _walk(body):
+        exprs: list[Expr] = []
+        if isinstance(s, Store):
+            exprs = [s.index, s.value]
+        elif isinstance(s, AccUpdate):
+            exprs = [s.value] + ([s.position] if s.position is not None else [])
+        stack = exprs
+        while stack:
+            x = stack.pop()
+            if isinstance(x, Load):
+                out.add(x.buffer)
+            stack.extend(x.children())
+    return out
+
+
+def lower(graph: Graph) -> Module:
+    """Lower a graph to a loop-IR module (see the module docstring)."""
+    return Lowering(graph).run()
+
+

@@ -1,0 +1,203 @@
+"""Expressions for graph values at an index: how fusion inlines ops into a loop body.
+
+``ValueBuilder.at(node, index)`` returns a loop-IR expression for ``node[index]``:
+elementwise ops become operations on their inputs' expressions, movement ops transform
+the index (broadcast drops it, transpose permutes it, slice scales and shifts it, reshape
+ravels and unravels it, pad and concat select between clamped loads), materialized nodes
+become loads, and reductions of the kernel being built become accumulator reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import UnsupportedError, with_location
+from tensorjit.ir.graph import ConstArray, Node
+from tensorjit.ir.loops import AccRef, Cast, Const, Expr, Load, Op
+from tensorjit.ir.ops import Category, get_op
+from tensorjit.compiler.lowering import index as ix
+
+BOOL = DType.bool
+
+
+class CannotFuse(Exception):
+    """The value needs something this kernel cannot provide (raised to split kernels)."""
+
+
+class NotFlat(Exception):
+    """The value cannot be addressed by a flat index alone."""
+
+
+@dataclass
+class KernelScope:
+    """What the kernel under construction provides beside buffers."""
+
+    accumulators: dict[Node, str] = field(default_factory=dict)  # reductions in this kernel
+    outer_index: Expr | None = None  # flat outer index at which accumulators are valid
+    stored: set[Node] = field(default_factory=set)  # nodes this kernel writes itself
+
+
+class ValueBuilder:
+    def __init__(self, buffers: Mapping[Node, str], dims: Mapping[str, Expr],
+                 extents: dict[str, Expr], scope: KernelScope) -> None:
+        self.buffers = buffers  # materialized nodes -> buffer name
+        self.dims = dims
+        self.extents = extents
+        self.scope = scope
+        self.loads: set[str] = set()
+        self._memo: dict[tuple, Expr] = {}
+
+    # --- entry points ----------------------------------------------------------------
+    def at(self, node: Node, index: list[Expr]) -> Expr:
+        key = (node, tuple(index))
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._value(node, index)
+            self._memo[key] = hit
+        return hit
+
+    def define(self, node: Node, index: list[Expr]) -> Expr:
+        """The expression computing ``node`` itself (not loading it) at ``index``."""
+        if node.op == "param":
+            return self._load(node, index)
+        return self._compute(node, index)
+
+    def at_flat(self, node: Node, flat: Expr, define: bool = False) -> Expr:
+        """``node`` at a flat (row-major) index; raises NotFlat where that needs unravelling."""
+        if not define and node in self.buffers:
+            return self._load_flat(node, flat)
+        op = get_op(node.op)
+        if node.op == "param":
+            return self._load_flat(node, flat)
+        if node.op == "reshape":
+            return self.at_flat(node.inputs[0], flat)
+        if node.op == "broadcast_to" and all(d == 1 for d in node.inputs[0].shape):
+            return self.at(node.inputs[0], [ix.const(0)] * node.inputs[0].ndim)
+        if node.op == "const" and not isinstance(node.attr("value"), ConstArray):
+            return Const(node.attr("value"), node.dtype)
+        if op.category is Category.ELEMENTWISE:
+            return self._elementwise(node, [self.at_flat(i, flat) for i in node.inputs])
+        raise NotFlat(node.op)
+
+    # --- internals --------------------------------------------------------------------
+    def _value(self, node: Node, index: list[Expr]) -> Expr:
+        if node in self.scope.accumulators:
+            flat = ix.ravel(index, node.shape, self.dims)
+            if flat is not self.scope.outer_index:
+                raise CannotFuse(f"{node.op} read at another row")
+            return AccRef(self.scope.accumulators[node], node.dtype)
+        if node in self.scope.stored:
+            raise CannotFuse(f"{node.op} is written by this kernel")
+        if node in self.buffers:
+            return self._load(node, index)
+        return self._compute(node, index)
+
+    def _load(self, node: Node, index: list[Expr]) -> Expr:
+        return self._load_flat(node, ix.ravel(index, node.shape, self.dims))
+
+    def _load_flat(self, node: Node, flat: Expr) -> Expr:
+        if node in self.scope.accumulators or node in self.scope.stored:
+            raise NotFlat(node.op)
+        name = self.buffers[node]
+        self.loads.add(name)
+        return Load(name, flat, node.dtype)
+
+    def _elementwise(self, node: Node, args: list[Expr]) -> Expr:
+        if node.op == "cast":
+            return args[0] if args[0].dtype is node.dtype else Cast(args[0], node.dtype)
+        return Op(node.op, tuple(args), node.dtype)
+
+    def _compute(self, node: Node, index: list[Expr]) -> Expr:
+        op = node.op
+        category = get_op(op).category
+        if category is Category.ELEMENTWISE:
+            return self._elementwise(node, [self.at(i, index) for i in node.inputs])
+        if op == "const":
+            value = node.attr("value")
+            if isinstance(value, ConstArray):
+                return self._load(node, index)
+            return Const(value, node.dtype)
+        if op == "iota":
+            return index[node.attr("axis")]
+        if op == "broadcast_to":
+            return self.at(node.inputs[0], self._unbroadcast(node, index))
+        if op == "transpose":
+            src: list[Expr] = [ix.const(0)] * node.ndim
+            for out_axis, in_axis in enumerate(node.attr("perm")):
+                src[in_axis] = index[out_axis]
+            return self.at(node.inputs[0], src)
+        if op == "slice":
+            src = [ix.add(ix.mul(i, ix.const(step)), ix.const(start)) for i, start, step in
+                   zip(index, node.attr("starts"), node.attr("steps"))]
+            return self.at(node.inputs[0], src)
+        if op == "reshape":
+            inp = node.inputs[0]
+            flat = ix.ravel(index, node.shape, self.dims)
+            try:
+                return self.at_flat(inp, flat)
+            except NotFlat:
+                return self.at(inp, ix.unravel(flat, inp.shape, self.dims, self.extents))
+        if op == "pad":
+            return self._pad(node, index)
+        if op == "concat":
+            return self._concat(node, index)
+        if op == "take":
+            return self._take(node, index)
+        raise UnsupportedError(with_location(f"lowering of {op} inside a fused kernel", node.loc))
+
+    def _unbroadcast(self, node: Node, index: list[Expr]) -> list[Expr]:
+        inp = node.inputs[0]
+        offset = node.ndim - inp.ndim
+        return [ix.const(0) if d == 1 and node.shape[k + offset] != 1 else index[k + offset]
+                for k, d in enumerate(inp.shape)]
+
+    def _pad(self, node: Node, index: list[Expr]) -> Expr:
+        inp = node.inputs[0]
+        inside: Expr | None = None
+        src = []
+        for i, (lo, _), d in zip(index, node.attr("pads"), inp.shape):
+            if lo == 0 and node.shape[len(src)] == d:
+                src.append(i)
+                continue
+            j = ix.sub(i, ix.const(lo))
+            extent = ix.dim_expr(d, self.dims)
+            ok = Op("logical_and", (Op("ge", (j, ix.const(0)), BOOL),
+                                    Op("lt", (j, extent), BOOL)), BOOL)
+            inside = ok if inside is None else Op("logical_and", (inside, ok), BOOL)
+            src.append(ix.clamp(j, extent))
+        value = self.at(inp, src)
+        if inside is None:
+            return value
+        return Op("select", (inside, value, Const(node.attr("value"), node.dtype)), node.dtype)
+
+    def _concat(self, node: Node, index: list[Expr]) -> Expr:
+        axis = node.attr("axis")
+        pieces = []
+        start = 0
+        for inp in node.inputs:
+            n = inp.shape[axis]
+            if n == 0:
+                continue
+            src = list(index)
+            src[axis] = ix.clamp(ix.sub(index[axis], ix.const(start)), ix.const(n))
+            pieces.append((start, self.at(inp, src)))
+            start += n
+        value = pieces[-1][1]
+        for k in range(len(pieces) - 2, -1, -1):
+            boundary = ix.const(pieces[k + 1][0])
+            value = Op("select", (Op("lt", (index[axis], boundary), BOOL), pieces[k][1], value),
+                       node.dtype)
+        return value
+
+    def _take(self, node: Node, index: list[Expr]) -> Expr:
+        data, indices = node.inputs
+        axis = node.attr("axis")
+        k = indices.ndim
+        position = self.at(indices, index[axis:axis + k])
+        n = ix.dim_expr(data.shape[axis], self.dims)
+        wrapped = Op("select", (Op("lt", (position, ix.const(0)), BOOL),
+                                Op("add", (position, n), DType.int64), position), DType.int64)
+        src = index[:axis] + [ix.clamp(wrapped, n)] + index[axis + k:]
+        return self.at(data, src)

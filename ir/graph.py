@@ -1,0 +1,169 @@
+"""The graph IR: interned, immutable nodes of ops on whole tensors, and graphs of them.
+
+Structurally identical nodes are the same Python object (hash-consing), so common
+subexpressions are shared by construction and node identity is a cheap hash key.
+A node's source location is kept beside its identity: the first creator's line wins.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.shapes import Shape
+
+
+@dataclass(frozen=True)
+class ConstArray:
+    """A NumPy array held as an attribute; hashed by content so equal constants intern."""
+
+    data: bytes
+    dtype: str
+    shape: tuple[int, ...]
+
+    @staticmethod
+    def of(array: np.ndarray) -> ConstArray:
+        a = np.ascontiguousarray(array)
+        return ConstArray(a.tobytes(), a.dtype.str, tuple(a.shape))
+
+    def array(self) -> np.ndarray:
+        return np.frombuffer(self.data, dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+    def __repr__(self) -> str:
+        return f"array{list(self.shape)}"
+
+
+Attrs = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Node:
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: Attrs
+    shape: Shape
+    dtype: DType
+    loc: str | None = field(default=None, compare=False)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == name:
+                return v
+        return default
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        from tensorjit.ir.printer import format_node_short
+
+        return format_node_short(self)
+
+
+_table: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def make_node(
+    op: str,
+    inputs: Iterable[Node],
+    attrs: dict[str, Any] | Attrs,
+    shape: Shape,
+    dtype: DType,
+    loc: str | None = None,
+) -> Node:
+    """The one way to create a node: returns the existing node if an identical one lives."""
+    ins = tuple(inputs)
+    at = tuple(sorted(attrs.items())) if isinstance(attrs, dict) else tuple(attrs)
+    key = (op, tuple(id(i) for i in ins), tuple((k, _attr_key(v)) for k, v in at), shape, dtype)
+    with _lock:
+        node = _table.get(key)
+        if node is None or node.inputs != ins:
+            node = Node(op, ins, at, shape, dtype, loc)
+            _table[key] = node
+    return node
+
+
+def _attr_key(value: Any) -> Any:
+    """Floats by bit pattern: 0.0 and -0.0 are different constants (1 and 1.0 too)."""
+    if isinstance(value, float):
+        return ("f", value.hex())
+    if isinstance(value, tuple):
+        return tuple(_attr_key(v) for v in value)
+    return (type(value).__name__, value)
+
+
+def toposort(roots: Iterable[Node]) -> list[Node]:
+    """Nodes reachable from roots, inputs before users; iterative (deep graphs are fine)."""
+    order: list[Node] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        seen.add(id(root))
+        while stack:
+            node, i = stack[-1]
+            if i < len(node.inputs):
+                stack[-1] = (node, i + 1)
+                child = node.inputs[i]
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append((child, 0))
+            else:
+                stack.pop()
+                order.append(node)
+    return order
+
+
+@dataclass
+class Graph:
+    """A function: parameter nodes (op ``param``) in call order and output nodes."""
+
+    params: tuple[Node, ...]
+    outputs: tuple[Node, ...]
+    name: str = "fn"
+    # Output structure: False -> a single array is returned, True -> a tuple.
+    returns_tuple: bool = False
+    _order: list[Node] | None = field(default=None, repr=False, compare=False)
+
+    def nodes(self) -> list[Node]:
+        if self._order is None:
+            self._order = toposort(list(self.outputs) + list(self.params))
+        return self._order
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes())
+
+    def users(self) -> dict[Node, list[Node]]:
+        out: dict[Node, list[Node]] = {n: [] for n in self.nodes()}
+        for n in self.nodes():
+            for i in n.inputs:
+                out[i].append(n)
+        return out
+
+    def symbols(self) -> tuple[str, ...]:
+        """Symbolic dim names of the parameters, in order of first appearance."""
+        seen: dict[str, None] = {}
+        for p in self.params:
+            for d in p.shape:
+                if isinstance(d, str):
+                    seen.setdefault(d, None)
+        return tuple(seen)
+
+    def __str__(self) -> str:
+        from tensorjit.ir.printer import format_graph
+
+        return format_graph(self)
+
+    def to_dot(self) -> str:
+        from tensorjit.ir.printer import graph_to_dot
+
+        return graph_to_dot(self)

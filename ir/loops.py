@@ -1,0 +1,379 @@
+"""The loop IR: kernels as loop nests over flat buffers, and the module that runs them.
+
+Expressions are small interned frozen nodes (identical subtrees are the same object, so
+code generation shares them as common subexpressions). Index expressions are ``i64``
+expressions over loop variables and symbolic dim sizes.
+
+Text form (see :func:`format_kernel`)::
+
+    kernel k0(in x: f32, out y: f32) {
+      for i0 in 0..4096 {
+        acc a0: max f32
+        vfor i1 in 0..1024 { a0 <- max(x[i0 * 1024 + i1]) }
+        ...
+        y[i0] = a0
+      }
+    }
+
+``for`` is a serial loop, ``vfor`` a loop the code generator vectorizes explicitly (a
+vector body and a scalar tail), ``pfor`` a loop whose iterations may run on different
+threads. ``acc NAME: KIND DTYPE`` declares an accumulator that ``NAME <- KIND(value)``
+updates; later statements read it by name.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import VerificationError
+from tensorjit.ir.shapes import Size
+
+# ------------------------------------------------------------------------------------
+# Expressions
+# ------------------------------------------------------------------------------------
+
+
+class Expr:
+    """Base of interned expression nodes; compare and hash by identity."""
+
+    __slots__ = ("__weakref__",)
+    dtype: DType
+
+    def children(self) -> tuple[Expr, ...]:
+        return ()
+
+
+_table: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def _key_part(v: Any) -> Any:
+    if isinstance(v, Expr):
+        return ("e", id(v))
+    if isinstance(v, float):
+        return ("f", v.hex())
+    if isinstance(v, tuple):
+        return tuple(_key_part(x) for x in v)
+    return (type(v).__name__, v)
+
+
+def _intern(cls: type, *fields: Any) -> Any:
+    key = (cls, tuple(_key_part(f) for f in fields))
+    with _lock:
+        e = _table.get(key)
+        if e is None:
+            e = object.__new__(cls)
+            e._init(*fields)  # type: ignore[attr-defined]
+            _table[key] = e
+    return e
+
+
+class Const(Expr):
+    __slots__ = ("value", "dtype")
+
+    def __new__(cls, value: Any, dtype: DType) -> Const:
+        if dtype is DType.bool:
+            value = bool(value)
+        elif dtype.is_float:
+            value = float(value)
+        else:
+            value = int(value)
+        return _intern(cls, value, dtype)
+
+    def _init(self, value: Any, dtype: DType) -> None:
+        self.value, self.dtype = value, dtype
+
+
+class Var(Expr):
+    """A loop variable (i64)."""
+
+    __slots__ = ("name", "dtype")
+
+    def __new__(cls, name: str) -> Var:
+        return _intern(cls, name)
+
+    def _init(self, name: str) -> None:
+        self.name, self.dtype = name, DType.int64
+
+
+class DimParam(Expr):
+    """The runtime size of a symbolic dim (i64), read from the call's dims array."""
+
+    __slots__ = ("name", "index", "dtype")
+
+    def __new__(cls, name: str, index: int) -> DimParam:
+        return _intern(cls, name, index)
+
+    def _init(self, name: str, index: int) -> None:
+        self.name, self.index, self.dtype = name, index, DType.int64
+
+
+class Load(Expr):
+    __slots__ = ("buffer", "index", "dtype")
+
+    def __new__(cls, buffer: str, index: Expr, dtype: DType) -> Load:
+        return _intern(cls, buffer, index, dtype)
+
+    def _init(self, buffer: str, index: Expr, dtype: DType) -> None:
+        self.buffer, self.index, self.dtype = buffer, index, dtype
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.index,)
+
+
+class Op(Expr):
+    """An operation on values: elementwise graph ops by name (``add``, ``exp``, ``select``,
+    ...) plus index arithmetic on non-negative i64 values: ``idiv imod imin imax``."""
+
+    __slots__ = ("op", "args", "dtype")
+
+    def __new__(cls, op: str, args: tuple[Expr, ...], dtype: DType) -> Op:
+        return _intern(cls, op, tuple(args), dtype)
+
+    def _init(self, op: str, args: tuple[Expr, ...], dtype: DType) -> None:
+        self.op, self.args, self.dtype = op, args, dtype
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+
+class Cast(Expr):
+    __slots__ = ("x", "dtype")
+
+    def __new__(cls, x: Expr, dtype: DType) -> Cast:
+        return _intern(cls, x, dtype)
+
+    def _init(self, x: Expr, dtype: DType) -> None:
+        self.x, self.dtype = x, dtype
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.x,)
+
+
+class AccRef(Expr):
+    """The value of an accumulator after its loop finished."""
+
+    __slots__ = ("name", "dtype")
+
+    def __new__(cls, name: str, dtype: DType) -> AccRef:
+        return _intern(cls, name, dtype)
+
+    def _init(self, name: str, dtype: DType) -> None:
+        self.name, self.dtype = name, dtype
+
+
+def rebuild(e: Expr, children: tuple[Expr, ...]) -> Expr:
+    """``e`` with its children replaced (same kind, same attributes)."""
+    if isinstance(e, Op):
+        return Op(e.op, children, e.dtype)
+    if isinstance(e, Cast):
+        return Cast(children[0], e.dtype)
+    if isinstance(e, Load):
+        return Load(e.buffer, children[0], e.dtype)
+    return e
+
+
+# ------------------------------------------------------------------------------------
+# Statements, kernels, module
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Store:
+    buffer: str
+    index: Expr
+    value: Expr
+
+
+@dataclass(frozen=True)
+class AccInit:
+    """Declare accumulator ``name`` of ``kind`` (sum prod max min argmax argmin)."""
+
+    name: str
+    kind: str
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class AccUpdate:
+    """Fold ``value`` into accumulator ``name``; ``position`` is the argmax/argmin index."""
+
+    name: str
+    value: Expr
+    position: Expr | None = None
+
+
+@dataclass(frozen=True)
+class Loop:
+    var: str
+    extent: Expr
+    body: tuple[Stmt, ...]
+    kind: str = "serial"  # serial | vector | parallel
+
+
+Stmt = Store | AccInit | AccUpdate | Loop
+
+
+@dataclass(frozen=True)
+class BufferParam:
+    name: str
+    dtype: DType
+    role: str  # in | out | temp | scratch | const
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    params: tuple[BufferParam, ...]
+    body: tuple[Stmt, ...]
+    note: str = ""  # why this kernel exists (which graph nodes it computes)
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A buffer of the whole program: an argument, a result or an arena temporary."""
+
+    name: str
+    dtype: DType
+    numel: Size
+    kind: str  # input | output | temp | const
+    position: int = 0  # argument or result position; const buffers: index into consts
+
+
+@dataclass
+class Module:
+    name: str
+    buffers: list[Buffer]
+    kernels: list[Kernel]
+    symbols: tuple[str, ...]  # symbolic dim names, in the order of the dims array
+    consts: list[Any] = field(default_factory=list)  # arrays bound to const buffers
+
+    def __str__(self) -> str:
+        return format_module(self)
+
+
+# ------------------------------------------------------------------------------------
+# Printing
+# ------------------------------------------------------------------------------------
+
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "idiv": "//", "imod": "%"}
+
+
+def format_expr(e: Expr) -> str:
+    if isinstance(e, Const):
+        return repr(e.value) if e.dtype in (DType.int64, DType.bool) else \
+            f"{e.value!r}:{e.dtype.short}"
+    if isinstance(e, Var):
+        return e.name
+    if isinstance(e, DimParam):
+        return f"${e.name}"
+    if isinstance(e, AccRef):
+        return e.name
+    if isinstance(e, Load):
+        return f"{e.buffer}[{format_expr(e.index)}]"
+    if isinstance(e, Cast):
+        return f"{e.dtype.short}({format_expr(e.x)})"
+    if isinstance(e, Op):
+        if e.op in _INFIX and len(e.args) == 2 and e.dtype is DType.int64:
+            return f"({format_expr(e.args[0])} {_INFIX[e.op]} {format_expr(e.args[1])})"
+        return f"{e.op}({', '.join(format_expr(a) for a in e.args)})"
+    raise TypeError(e)
+
+
+def _format_stmt(s: Stmt, indent: str, out: list[str]) -> None:
+    if isinstance(s, Loop):
+        kw = {"serial": "for", "vector": "vfor", "parallel": "pfor"}[s.kind]
+        out.append(f"{indent}{kw} {s.var} in 0..{format_expr(s.extent)} {{")
+        for b in s.body:
+            _format_stmt(b, indent + "  ", out)
+        out.append(f"{indent}}}")
+    elif isinstance(s, Store):
+        out.append(f"{indent}{s.buffer}[{format_expr(s.index)}] = {format_expr(s.value)}")
+    elif isinstance(s, AccInit):
+        out.append(f"{indent}acc {s.name}: {s.kind} {s.dtype.short}")
+    elif isinstance(s, AccUpdate):
+        pos = f" at {format_expr(s.position)}" if s.position is not None else ""
+        out.append(f"{indent}{s.name} <- {format_expr(s.value)}{pos}")
+
+
+def format_kernel(k: Kernel) -> str:
+    params = ", ".join(f"{p.role} {p.name}: {p.dtype.short}" for p in k.params)
+    out = [f"# {k.note}"] if k.note else []
+    out.append(f"kernel {k.name}({params}) {{")
+    for s in k.body:
+        _format_stmt(s, "  ", out)
+    out.append("}")
+    return "\n".join(out)
+
+
+def format_module(m: Module) -> str:
+    lines = [f"module {m.name}"]
+    for b in m.buffers:
+        lines.append(f"  buffer {b.name}: {b.dtype.short}[{b.numel}] {b.kind}")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(format_kernel(k) for k in m.kernels)
+
+
+# ------------------------------------------------------------------------------------
+# Verification
+# ------------------------------------------------------------------------------------
+
+
+def verify_module(m: Module) -> None:
+    """Check scoping of loop variables and accumulators and that buffers are declared."""
+    names = {b.name for b in m.buffers}
+    for k in m.kernels:
+        params = {p.name for p in k.params}
+        for p in params:
+            if p not in names and not any(
+                    pp.role == "scratch" for pp in k.params if pp.name == p):
+                raise VerificationError(f"kernel {k.name}: buffer {p} is not in the module\n"
+                                        + format_kernel(k))
+        _verify_block(k, k.body, set(), set(), params)
+
+
+def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[str],
+                  params: set[str]) -> None:
+    accs = set(accs)
+    for s in body:
+        if isinstance(s, Loop):
+            _verify_expr(k, s.extent, vars_, accs, params)
+            if s.var in vars_:
+                raise VerificationError(f"kernel {k.name}: loop variable {s.var} shadows\n"
+                                        + format_kernel(k))
+            _verify_block(k, s.body, vars_ | {s.var}, accs, params)
+            if s.kind == "vector" and any(isinstance(b, Loop) for b in s.body):
+                raise VerificationError(f"kernel {k.name}: vector loop {s.var} is not "
+                                        "innermost\n" + format_kernel(k))
+        elif isinstance(s, AccInit):
+            accs.add(s.name)
+        elif isinstance(s, AccUpdate):
+            if s.name not in accs:
+                raise VerificationError(f"kernel {k.name}: update of undeclared "
+                                        f"accumulator {s.name}\n" + format_kernel(k))
+            _verify_expr(k, s.value, vars_, accs, params)
+        elif isinstance(s, Store):
+            if s.buffer not in params:
+                raise VerificationError(f"kernel {k.name}: store to undeclared {s.buffer}\n"
+                                        + format_kernel(k))
+            _verify_expr(k, s.index, vars_, accs, params)
+            _verify_expr(k, s.value, vars_, accs, params)
+
+
+def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: set[str]) -> None:
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Var) and x.name not in vars_:
+            raise VerificationError(f"kernel {k.name}: variable {x.name} used outside its "
+                                    f"loop in {format_expr(e)}\n" + format_kernel(k))
+        if isinstance(x, AccRef) and x.name not in accs:
+            raise VerificationError(f"kernel {k.name}: accumulator {x.name} read before it "
+                                    f"is declared in {format_expr(e)}\n" + format_kernel(k))
+        if isinstance(x, Load) and x.buffer not in params:
+            raise VerificationError(f"kernel {k.name}: load from undeclared {x.buffer}\n"
+                                    + format_kernel(k))
+        stack.extend(x.children())

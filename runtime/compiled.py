@@ -1,0 +1,210 @@
+"""``CompiledFunction``: check arguments, take an arena, allocate outputs, ONE native call.
+
+The call path is kept lean on purpose (Python dispatch dominates small calls): argument
+pointers go through ``ffi.from_buffer`` into a reused ``void*`` array, static shapes are
+compared as tuples, and the native entry is a cffi function pointer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import DTypeError, ShapeError, TensorJitError
+from tensorjit.ir.shapes import Shape, Size, format_shape
+from tensorjit.runtime.native import ffi
+from tensorjit.runtime.pool import default_pool
+
+# Outputs at least this large come from the pool (fresh pages would page-fault each call).
+POOLED_OUTPUT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    name: str
+    shape: Shape
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class ArenaItem:
+    numel: Size
+    itemsize: int
+
+
+@dataclass
+class Signature:
+    """Everything the call path needs to know about the native entry point."""
+
+    inputs: tuple[ArgSpec, ...]
+    outputs: tuple[ArgSpec, ...]
+    returns_tuple: bool
+    symbols: tuple[str, ...]
+    arena: tuple[ArenaItem, ...] = ()
+    consts: tuple[np.ndarray, ...] = ()
+
+
+def _arena_bytes(items: Sequence[ArenaItem], bindings: dict[str, int]) -> int:
+    return sum(-(-it.numel.evaluate(bindings) * it.itemsize // 64) * 64 for it in items)
+
+
+@dataclass
+class CompiledFunction:
+    """A compiled graph: call it with NumPy arrays; see ``.ir(stage)`` and ``.stats``."""
+
+    name: str
+    signature: Signature
+    address: int
+    keepalive: Any  # the loaded code; the address is valid while this lives
+    stages: dict[str, Callable[[], str]] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        sig = self.signature
+        self._entry = ffi.cast("int32_t(*)(void **, int64_t *, char *)", self.address)
+        self._n_in = len(sig.inputs)
+        self._n_out = len(sig.outputs)
+        self._n_bufs = self._n_in + self._n_out + len(sig.consts)
+        self._static = not sig.symbols
+        self._np_dtypes = [s.dtype.np for s in sig.inputs]
+        self._out_np = [s.dtype.np for s in sig.outputs]
+        self._const_ptrs = [ffi.from_buffer(c) for c in sig.consts]
+        self._free_bufs: list[Any] = []
+        self._pool = default_pool()
+        self.stats.setdefault("calls", 0)
+        if self._static:
+            self._arena_static = _arena_bytes(sig.arena, {})
+            self._out_shapes = [tuple(int(d) for d in s.shape) for s in sig.outputs]
+            self._null_dims = ffi.NULL
+
+    # --- the call -------------------------------------------------------------------
+    def __call__(self, *args: Any, out: Any = None) -> Any:
+        sig = self.signature
+        if len(args) != self._n_in:
+            raise ShapeError(f"{self.name}: expected {self._n_in} argument(s) "
+                             f"({', '.join(s.name for s in sig.inputs)}), got {len(args)}")
+        bindings: dict[str, int] = {}
+        arrays = [self._check(i, a, bindings) for i, a in enumerate(args)]
+        if self._static:
+            shapes = self._out_shapes
+            arena_size = self._arena_static
+            dims = self._null_dims
+        else:
+            shapes = [tuple(bindings[d] if isinstance(d, str) else d for d in s.shape)
+                      for s in sig.outputs]
+            arena_size = _arena_bytes(sig.arena, bindings)
+            dims = ffi.new("int64_t[]", [bindings[s] for s in sig.symbols] or [0])
+        outs = self._outputs(shapes, out, arrays)
+        try:
+            bufs = self._free_bufs.pop()
+        except IndexError:
+            bufs = ffi.new("void *[]", max(self._n_bufs, 1))
+        keep = [ffi.from_buffer(a) for a in arrays]
+        keep += [ffi.from_buffer(o) for o in outs]
+        for k, p in enumerate(keep):
+            bufs[k] = p
+        for k, p in enumerate(self._const_ptrs):
+            bufs[self._n_in + self._n_out + k] = p
+        block = self._pool.acquire(arena_size) if arena_size else None
+        try:
+            status = self._entry(bufs, dims, block.ptr if block is not None else ffi.NULL)
+        finally:
+            if block is not None:
+                self._pool.release(block)
+            self._free_bufs.append(bufs)
+        if status != 0:
+            raise TensorJitError(f"{self.name}: native code returned error {status}")
+        self.stats["calls"] += 1
+        if sig.returns_tuple:
+            return tuple(outs)
+        return outs[0]
+
+    def _check(self, i: int, a: Any, bindings: dict[str, int]) -> np.ndarray:
+        spec = self.signature.inputs[i]
+        if type(a) is not np.ndarray:
+            if isinstance(a, (bool, int, float, np.generic)) and not spec.shape:
+                a = np.asarray(a, dtype=self._np_dtypes[i])
+            elif isinstance(a, np.ndarray):
+                a = np.asarray(a)
+            else:
+                raise DTypeError(f"{self.name}: argument {i} ({spec.name}): expected a NumPy "
+                                 f"array of {spec.dtype}, got {type(a).__name__}")
+        if a.dtype != self._np_dtypes[i]:
+            raise DTypeError(f"{self.name}: argument {i} ({spec.name}): expected dtype "
+                             f"{spec.dtype}, got {a.dtype}")
+        shape = a.shape
+        if self._static:
+            if shape != spec.shape:
+                raise ShapeError(f"{self.name}: argument {i} ({spec.name}): expected shape "
+                                 f"{format_shape(spec.shape)}, got {format_shape(shape)}")
+        else:
+            if len(shape) != len(spec.shape):
+                raise ShapeError(f"{self.name}: argument {i} ({spec.name}): expected rank "
+                                 f"{len(spec.shape)} {format_shape(spec.shape)}, got rank "
+                                 f"{len(shape)} {format_shape(shape)}")
+            for axis, (want, got) in enumerate(zip(spec.shape, shape)):
+                if isinstance(want, str):
+                    bound = bindings.setdefault(want, got)
+                    if bound != got:
+                        raise ShapeError(
+                            f"{self.name}: argument {i} ({spec.name}): symbolic dim {want!r} "
+                            f"is {got} in axis {axis}, but was bound to {bound} by an "
+                            "earlier argument")
+                elif want != got:
+                    raise ShapeError(f"{self.name}: argument {i} ({spec.name}): expected shape "
+                                     f"{format_shape(spec.shape)}, got {format_shape(shape)}")
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        return a
+
+    def _outputs(self, shapes: Sequence[tuple[int, ...]], out: Any,
+                 inputs: list[np.ndarray]) -> list[np.ndarray]:
+        if out is None:
+            result = []
+            for shape, dt in zip(shapes, self._out_np):
+                if math.prod(shape) * dt.itemsize >= POOLED_OUTPUT_BYTES:
+                    result.append(self._pool.array(shape, dt))
+                else:
+                    result.append(np.empty(shape, dt))
+            return result
+        given = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(given) != self._n_out:
+            raise ShapeError(f"{self.name}: out= needs {self._n_out} array(s), got {len(given)}")
+        for k, (o, shape, dt) in enumerate(zip(given, shapes, self._out_np)):
+            what = f"{self.name}: out[{k}]" if self._n_out > 1 else f"{self.name}: out"
+            if not isinstance(o, np.ndarray):
+                raise DTypeError(f"{what}: expected a NumPy array, got {type(o).__name__}")
+            if o.dtype != dt:
+                raise DTypeError(f"{what}: expected dtype {dt}, got {o.dtype}")
+            if o.shape != shape:
+                raise ShapeError(f"{what}: expected shape {format_shape(shape)}, got "
+                                 f"{format_shape(o.shape)}")
+            if not o.flags.c_contiguous or not o.flags.writeable:
+                raise ShapeError(f"{what}: must be C-contiguous and writeable")
+            for j, a in enumerate(inputs):
+                if np.may_share_memory(a, o):
+                    inputs[j] = a.copy()  # the kernels assume inputs and outputs do not alias
+        return given
+
+    # --- introspection --------------------------------------------------------------
+    def ir(self, stage: str = "graph") -> str:
+        """The text of a compilation stage: one of ``stages()``."""
+        try:
+            make = self.stages[stage]
+        except KeyError:
+            raise TensorJitError(f"unknown stage {stage!r}; stages are "
+                                 f"{', '.join(self.stages)}") from None
+        return make()
+
+    def stage_names(self) -> list[str]:
+        return list(self.stages)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{s.name}: {s.dtype.short}{format_shape(s.shape)}"
+                        for s in self.signature.inputs)
+        return f"<tj.CompiledFunction {self.name}({ins})>"
