@@ -22,6 +22,11 @@ class DType(enum.Enum):
         return _NUMPY[self]
 
     @property
+    def dtype(self) -> np.dtype:
+        """Lets NumPy accept a DType wherever it takes a dtype (``a.astype(tj.int32)``)."""
+        return _NUMPY[self]
+
+    @property
     def itemsize(self) -> int:
         return _NUMPY[self].itemsize
 
