@@ -131,12 +131,12 @@ def _dump(name: str, fn: CompiledFunction) -> None:
 def _signature_of(args: tuple[Any, ...]) -> tuple:
     key = []
     for a in args:
-        if isinstance(a, np.ndarray):
-            key.append((a.shape, a.dtype.str))
+        if hasattr(a, "shape") and hasattr(a, "dtype"):
+            key.append((a.shape, a.dtype))
         elif isinstance(a, (bool, int, float)):
             key.append(((), type(a).__name__))
         else:
-            key.append((np.shape(a), str(np.asarray(a).dtype)))
+            key.append((np.shape(a), np.asarray(a).dtype))
     return tuple(key)
 
 
@@ -156,7 +156,10 @@ class JitFunction:
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, out: Any = None) -> Any:
-        key = _signature_of(args)
+        try:  # arrays and NumPy scalars: the cheap key
+            key: tuple = tuple([(a.shape, a.dtype) for a in args])
+        except AttributeError:
+            key = _signature_of(args)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self.lower(*args)

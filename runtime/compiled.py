@@ -49,6 +49,16 @@ class Signature:
     consts: tuple[np.ndarray, ...] = ()
 
 
+def _strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """C-contiguous strides in bytes, as NumPy reports them."""
+    out = []
+    step = itemsize
+    for d in reversed(shape):
+        out.append(step)
+        step *= max(d, 1)
+    return tuple(reversed(out))
+
+
 def _arena_bytes(items: Sequence[ArenaItem], bindings: dict[str, int]) -> int:
     return sum(-(-it.numel.evaluate(bindings) * it.itemsize // 64) * 64 for it in items)
 
@@ -77,13 +87,79 @@ class CompiledFunction:
         self._free_bufs: list[Any] = []
         self._pool = default_pool()
         self.stats.setdefault("calls", 0)
+        self._null_dims = ffi.NULL
+        self._returns_tuple = sig.returns_tuple
         if self._static:
             self._arena_static = _arena_bytes(sig.arena, {})
             self._out_shapes = [tuple(int(d) for d in s.shape) for s in sig.outputs]
-            self._null_dims = ffi.NULL
+            self._in_shapes = [tuple(int(d) for d in s.shape) for s in sig.inputs]
+            self._in_strides = [_strides(shape, s.dtype.np.itemsize)
+                                for s, shape in zip(sig.inputs, self._in_shapes)]
+            self._out_plan = [
+                (shape, dt, math.prod(shape) * dt.itemsize >= POOLED_OUTPUT_BYTES)
+                for shape, dt in zip(self._out_shapes, self._out_np)]
+        self._fast = self._specialize() if self._static else None
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *args: Any, out: Any = None) -> Any:
+        if out is None and len(args) == self._n_in and self._fast is not None:
+            return self._fast(*args)
+        return self._call_general(args, out)
+
+    def _specialize(self) -> Callable[..., Any]:
+        """A call function generated for this static signature: checks and pointer
+        marshalling unrolled per argument, no loops (most of a small call is Python)."""
+        n_in = self._n_in
+        env: dict[str, Any] = {
+            "ndarray": np.ndarray, "fb": ffi.from_buffer, "empty": np.empty,
+            "pooled": self._pool.array, "check": self._check, "free": self._free_bufs,
+            "run": self._run, "entry": self._entry, "NULL": ffi.NULL, "stats": self.stats,
+            "fail": self._fail,
+        }
+        params = ", ".join(f"a{i}" for i in range(n_in))
+        lines = [f"def call({params}):"]
+        for i in range(n_in):
+            env[f"d{i}"], env[f"s{i}"] = self._np_dtypes[i], self._in_shapes[i]
+            env[f"t{i}"] = self._in_strides[i]
+            lines += [
+                f"    if a{i}.__class__ is not ndarray or a{i}.dtype is not d{i} or "
+                f"a{i}.shape != s{i} or a{i}.strides != t{i}:",
+                f"        a{i} = check({i}, a{i}, {{}})",
+            ]
+        outs = []
+        for k, (shape, dt, big) in enumerate(self._out_plan):
+            env[f"os{k}"], env[f"od{k}"] = shape, dt
+            lines.append(f"    o{k} = {'pooled' if big else 'empty'}(os{k}, od{k})")
+            outs.append(f"o{k}")
+        ptrs = [f"fb(a{i})" for i in range(n_in)] + [f"fb({o})" for o in outs]
+        lines.append(f"    keep = ({', '.join(ptrs)},)")
+        result = f"({', '.join(outs)},)" if self._returns_tuple else outs[0]
+        if self._arena_static:
+            lines.append(f"    return run(list(keep), [{', '.join(outs)}], NULL, "
+                         f"{self._arena_static})")
+        else:
+            lines += [
+                "    try:",
+                "        bufs = free.pop()",
+                "    except IndexError:",
+                f"        return run(list(keep), [{', '.join(outs)}], NULL, 0)",
+            ]
+            lines += [f"    bufs[{k}] = keep[{k}]" for k in range(len(ptrs))]
+            lines += [
+                "    status = entry(bufs, NULL, NULL)",
+                "    free.append(bufs)",
+                "    if status:",
+                "        fail(status)",
+                "    stats['calls'] += 1",
+                f"    return {result}",
+            ]
+        exec("\n".join(lines), env)  # noqa: S102 (generated from our own signature only)
+        return env["call"]
+
+    def _fail(self, status: int) -> None:
+        raise TensorJitError(f"{self.name}: native code returned error {status}")
+
+    def _call_general(self, args: tuple[Any, ...], out: Any) -> Any:
         sig = self.signature
         if len(args) != self._n_in:
             raise ShapeError(f"{self.name}: expected {self._n_in} argument(s) "
@@ -100,27 +176,31 @@ class CompiledFunction:
             arena_size = _arena_bytes(sig.arena, bindings)
             dims = ffi.new("int64_t[]", [bindings[s] for s in sig.symbols] or [0])
         outs = self._outputs(shapes, out, arrays)
+        keep = [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs]
+        return self._run(keep, outs, dims, arena_size)
+
+    def _run(self, keep: list[Any], outs: list[np.ndarray], dims: Any, arena_size: int) -> Any:
         try:
             bufs = self._free_bufs.pop()
         except IndexError:
             bufs = ffi.new("void *[]", max(self._n_bufs, 1))
-        keep = [ffi.from_buffer(a) for a in arrays]
-        keep += [ffi.from_buffer(o) for o in outs]
+            for k, p in enumerate(self._const_ptrs):
+                bufs[self._n_in + self._n_out + k] = p
         for k, p in enumerate(keep):
             bufs[k] = p
-        for k, p in enumerate(self._const_ptrs):
-            bufs[self._n_in + self._n_out + k] = p
-        block = self._pool.acquire(arena_size) if arena_size else None
-        try:
-            status = self._entry(bufs, dims, block.ptr if block is not None else ffi.NULL)
-        finally:
-            if block is not None:
+        if arena_size:
+            block = self._pool.acquire(arena_size)
+            try:
+                status = self._entry(bufs, dims, block.ptr)
+            finally:
                 self._pool.release(block)
-            self._free_bufs.append(bufs)
+        else:
+            status = self._entry(bufs, dims, ffi.NULL)
+        self._free_bufs.append(bufs)
         if status != 0:
-            raise TensorJitError(f"{self.name}: native code returned error {status}")
+            self._fail(status)
         self.stats["calls"] += 1
-        if sig.returns_tuple:
+        if self.signature.returns_tuple:
             return tuple(outs)
         return outs[0]
 
