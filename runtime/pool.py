@@ -18,11 +18,13 @@ the cheapest (relative to their use) to re-fault.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import os
 import threading
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,6 +46,35 @@ def size_class(nbytes: int) -> int:
     step = _SMALL_STEP if nbytes <= SMALL_LIMIT else _LARGE_STEP
     # Zero-byte requests still get a real 64-byte block (see tj_aligned_alloc).
     return max(_SMALL_STEP, -(-nbytes // step) * step)
+
+
+class _DTypeInfo(NamedTuple):
+    """What ``MemoryPool.array`` needs to know about a dtype, computed once."""
+
+    dtype: np.dtype[Any]  # element dtype (a subarray dtype's base)
+    typestr: str
+    descr: list[Any] | None  # only for structured dtypes
+    itemsize: int
+    sub_shape: tuple[int, ...]  # a subarray dtype's trailing dimensions
+    needs_view: bool  # NumPy rebuilds a different dtype from descr
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype_info_cached(dt: np.dtype[Any]) -> _DTypeInfo:
+    if dt.hasobject:
+        # Uninitialised memory must never be read as Python object pointers.
+        raise TypeError(f"pooled arrays cannot hold object dtype {dt}")
+    sub_shape: tuple[int, ...] = ()
+    if dt.subdtype is not None:
+        # As np.empty does: a subarray dtype adds trailing dimensions.
+        dt, sub_shape = dt.subdtype
+    descr = dt.descr if dt.fields is not None else None
+    rebuilt = np.dtype(descr) if descr is not None else np.dtype(dt.str)
+    return _DTypeInfo(dt, dt.str, descr, dt.itemsize, sub_shape, rebuilt != dt)
+
+
+def _dtype_info(dtype: Any) -> _DTypeInfo:
+    return _dtype_info_cached(np.dtype(dtype))
 
 
 class Block:
@@ -181,38 +212,32 @@ class MemoryPool:
         The contents are undefined (as with ``np.empty``). The block returns to
         the pool when this array and every view of it have been collected.
         """
-        shape_t = (
-            (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
-        )
-        if any(d < 0 for d in shape_t):
+        try:
+            shape_t = tuple(map(operator.index, shape))  # type: ignore[arg-type]
+        except TypeError:
+            shape_t = (operator.index(shape),)  # type: ignore[arg-type]
+        if shape_t and min(shape_t) < 0:
             raise ValueError(f"negative dimensions are not allowed: {shape_t}")
-        dt = np.dtype(dtype)
-        if dt.hasobject:
-            # Uninitialised memory must never be read as Python object pointers.
-            raise TypeError(f"pooled arrays cannot hold object dtype {dt}")
-        if dt.subdtype is not None:
-            # As np.empty does: a subarray dtype adds trailing dimensions.
-            dt, sub_shape = dt.subdtype
-            shape_t += sub_shape
-        nbytes = math.prod(shape_t) * dt.itemsize
-        block = self.acquire(nbytes)
+        info = _dtype_info(dtype)
+        if info.sub_shape:
+            shape_t += info.sub_shape
+        block = self.acquire(math.prod(shape_t) * info.itemsize)
         interface: dict[str, Any] = {
             "version": 3,
             "shape": shape_t,
-            "typestr": dt.str,
+            "typestr": info.typestr,
             "data": (block.address, False),  # False: writable
             "strides": None,  # C-contiguous
         }
-        if dt.fields is not None:
-            interface["descr"] = dt.descr
+        if info.descr is not None:
+            interface["descr"] = info.descr
         try:
-            owner = _ArrayOwner(self, block, interface)
+            arr = np.asarray(_ArrayOwner(self, block, interface))
         except BaseException:
             self.release(block)
             raise
-        arr = np.asarray(owner)
-        if arr.dtype != dt:  # descr drops struct alignment/offset details
-            arr = arr.view(dt)
+        if info.needs_view:  # descr drops struct alignment/offset details
+            arr = arr.view(info.dtype)
         return arr
 
     # -- introspection ------------------------------------------------------
