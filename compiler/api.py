@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
+from tensorjit.compiler.frontend.trace import trace
+from tensorjit.compiler.lowering.lower import lower
 from tensorjit.ir.dtypes import as_dtype
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
 from tensorjit.ir.loops import format_module, verify_module
 from tensorjit.ir.verifier import verify_graph
-from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
-from tensorjit.compiler.frontend.trace import trace
-from tensorjit.compiler.lowering.lower import lower
 from tensorjit.runtime.compiled import ArenaItem, ArgSpec, CompiledFunction, Signature
 from tensorjit.runtime.engine import Target, jit_compile
 

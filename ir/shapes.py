@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 from tensorjit.ir.errors import ShapeError
 
-Dim = Union[int, str]
+Dim = int | str
 Shape = tuple[Dim, ...]
 
 
@@ -81,7 +80,8 @@ def normalize_axis(axis: int, ndim: int, what: str = "axis") -> int:
     return axis % ndim
 
 
-def normalize_axes(axis: int | Sequence[int] | None, ndim: int, what: str = "axis") -> tuple[int, ...]:
+def normalize_axes(axis: int | Sequence[int] | None, ndim: int,
+                   what: str = "axis") -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):

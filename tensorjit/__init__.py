@@ -4,12 +4,12 @@
 ``tj.nn`` holds what NumPy lacks. See API.md for the contract.
 """
 
+from tensorjit.compiler.api import JitFunction, compile, jit
 from tensorjit.compiler.frontend import nn
 from tensorjit.compiler.frontend.numpy_api import *  # noqa: F403 (the NumPy mirror)
 from tensorjit.compiler.frontend.numpy_api import __all__ as _numpy_names
 from tensorjit.compiler.frontend.tensor import Tensor
 from tensorjit.compiler.frontend.trace import TensorSpec, trace
-from tensorjit.compiler.api import JitFunction, compile, jit
 from tensorjit.ir.dtypes import DType, bool_, float32, float64, int32, int64
 from tensorjit.ir.errors import (
     DTypeError,

@@ -14,16 +14,27 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from tensorjit.ir.dtypes import DType
-from tensorjit.ir.loops import (
-    AccInit, AccRef, AccUpdate, Cast, Const, DimParam, Expr, Kernel, Load, Loop, Op, Stmt,
-    Store, Var,
-)
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum
 from tensorjit.compiler.codegen.types import I32, I64, PTR, lanes_of, mem_type, reg_type
 from tensorjit.compiler.lowering import index as ix
-
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.loops import (
+    AccInit,
+    AccRef,
+    AccUpdate,
+    Cast,
+    Const,
+    DimParam,
+    Expr,
+    Kernel,
+    Load,
+    Loop,
+    Op,
+    Stmt,
+    Store,
+    Var,
+)
 
 
 def _identity(kind: str, dtype: DType) -> float | int | bool:

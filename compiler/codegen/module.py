@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from tensorjit.ir.loops import Buffer, Module
-from tensorjit.ir.shapes import Size
 from tensorjit.compiler.codegen.kernel import KernelEmitter
 from tensorjit.compiler.codegen.types import I32, I64, PTR
+from tensorjit.ir.loops import Buffer, Module
+from tensorjit.ir.shapes import Size
 
 ALIGN = 64
 

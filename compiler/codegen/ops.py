@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from tensorjit.ir.dtypes import DType
-from tensorjit.ir.errors import UnsupportedError
 from tensorjit.compiler.codegen.mathlib import MATH_FUNCTIONS, declare_intrinsic, emit_math, splat
 from tensorjit.compiler.codegen.types import lanes_of, reg_type
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import UnsupportedError
 
 CONTRACT = ("contract",)
 _FCMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=="}

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from tensorjit.compiler.frontend.lift import any_tensor, broadcast, cast, emit, tracing
+from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.build import const, iota
 from tensorjit.ir.dtypes import DType, as_dtype
 from tensorjit.ir.errors import UnsupportedError
 from tensorjit.ir.shapes import as_shape
-from tensorjit.compiler.frontend.lift import any_tensor, broadcast, cast, emit, tracing
-from tensorjit.compiler.frontend.tensor import Tensor, user_location
 
 
 def full(shape: Any, fill_value: Any, dtype: Any = None) -> Any:

@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.ir.errors import ShapeError, UnsupportedError
 from tensorjit.compiler.frontend.lift import emit
 from tensorjit.compiler.frontend.tensor import Tensor, user_location
+from tensorjit.ir.errors import ShapeError, UnsupportedError
 
 
 def getitem(t: Tensor, index: Any) -> Tensor:

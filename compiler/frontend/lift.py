@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.build import apply, const
 from tensorjit.ir.dtypes import DType, as_dtype, promote, promote_with_scalar, scalar_dtype
 from tensorjit.ir.errors import DTypeError, ShapeError
 from tensorjit.ir.graph import ConstArray
 from tensorjit.ir.shapes import Shape, broadcast_shapes, format_shape
-from tensorjit.compiler.frontend.tensor import Tensor, user_location
 
 Scalar = bool | int | float
 _state = threading.local()

@@ -6,9 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.ir.dtypes import DType
-from tensorjit.ir.errors import DTypeError, ShapeError, UnsupportedError
-from tensorjit.ir.shapes import broadcast_shapes, format_shape
 from tensorjit.compiler.frontend import shape_ops
 from tensorjit.compiler.frontend.lift import (
     any_tensor,
@@ -19,6 +16,9 @@ from tensorjit.compiler.frontend.lift import (
     to_tensor,
 )
 from tensorjit.compiler.frontend.tensor import Tensor, user_location
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import DTypeError, ShapeError, UnsupportedError
+from tensorjit.ir.shapes import broadcast_shapes, format_shape
 
 
 def matmul(a: Any, b: Any) -> Any:

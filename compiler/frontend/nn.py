@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.ir.errors import ShapeError, UnsupportedError
 from tensorjit.compiler.frontend import numpy_api as tnp
 from tensorjit.compiler.frontend.lift import any_tensor, emit, to_tensor
 from tensorjit.compiler.frontend.tensor import Tensor
+from tensorjit.ir.errors import ShapeError, UnsupportedError
 
 
 def _t(x: Any) -> Tensor | np.ndarray:
@@ -27,8 +27,8 @@ def _unary(op: str, x: Any, np_fn: Any) -> Any:
     if not any_tensor(x):
         return np_fn(np.asarray(x))
     t = to_tensor(x)
-    from tensorjit.ir.dtypes import float_of
     from tensorjit.compiler.frontend.lift import cast
+    from tensorjit.ir.dtypes import float_of
 
     return emit(op, [cast(t, float_of(t.dtype))])
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from tensorjit.compiler.frontend.lift import any_tensor, cast, emit, operand, to_tensor
+from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.dtypes import DType, as_dtype, float_of
 from tensorjit.ir.errors import ShapeError, UnsupportedError
 from tensorjit.ir.shapes import Size, normalize_axes, normalize_axis
-from tensorjit.compiler.frontend.lift import any_tensor, cast, emit, operand, to_tensor
-from tensorjit.compiler.frontend.tensor import Tensor, user_location
 
 
 def _keep(t: Tensor, reduced: Tensor, axes: tuple[int, ...], keepdims: bool) -> Tensor:

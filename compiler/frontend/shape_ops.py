@@ -8,9 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.ir.dtypes import DType
-from tensorjit.ir.errors import ShapeError, UnsupportedError
-from tensorjit.ir.shapes import Dim, Shape, Size, as_shape, format_shape, normalize_axis, numel
 from tensorjit.compiler.frontend.lift import (
     any_tensor,
     broadcast,
@@ -20,6 +17,9 @@ from tensorjit.compiler.frontend.lift import (
     to_tensor,
 )
 from tensorjit.compiler.frontend.tensor import Tensor, user_location
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.errors import ShapeError, UnsupportedError
+from tensorjit.ir.shapes import Shape, Size, as_shape, format_shape, normalize_axis, numel
 
 
 def _axis(axis: int, ndim: int) -> int:

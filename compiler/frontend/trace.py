@@ -9,14 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from tensorjit.compiler.frontend.lift import to_tensor, tracing_scope
+from tensorjit.compiler.frontend.tensor import Tensor
 from tensorjit.ir.build import param
 from tensorjit.ir.dtypes import DType, as_dtype
 from tensorjit.ir.errors import DTypeError, ShapeError, TensorJitError
 from tensorjit.ir.graph import Graph
 from tensorjit.ir.shapes import Shape, as_shape, format_shape
 from tensorjit.ir.verifier import verify_graph
-from tensorjit.compiler.frontend.lift import to_tensor, tracing_scope
-from tensorjit.compiler.frontend.tensor import Tensor
 
 
 @dataclass(frozen=True)

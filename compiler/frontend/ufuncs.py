@@ -11,9 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.ir.dtypes import DType, float_of
-from tensorjit.ir.errors import DTypeError, UnsupportedError
-from tensorjit.ir.shapes import broadcast_shapes
 from tensorjit.compiler.frontend.lift import (
     any_tensor,
     cast,
@@ -24,6 +21,9 @@ from tensorjit.compiler.frontend.lift import (
     to_tensor,
 )
 from tensorjit.compiler.frontend.tensor import Tensor, user_location
+from tensorjit.ir.dtypes import DType, float_of
+from tensorjit.ir.errors import DTypeError, UnsupportedError
+from tensorjit.ir.shapes import broadcast_shapes
 
 
 def _fail(name: str, dtype: DType) -> DTypeError:

@@ -16,19 +16,33 @@ and each joins the kernel under construction when it can, else starts a new one:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
-from tensorjit.ir.graph import ConstArray, Graph, Node
-from tensorjit.ir.loops import (
-    AccInit, AccRef, AccUpdate, Buffer, BufferParam, Const, DimParam, Expr, Kernel, Load,
-    Loop, Module, Stmt, Store, Var,
-)
-from tensorjit.ir.ops import Category, get_op
-from tensorjit.ir.shapes import Shape, numel
 from tensorjit.compiler.lowering import index as ix
 from tensorjit.compiler.lowering.fusion import materialized_nodes
 from tensorjit.compiler.lowering.scratch import share_across_stages
 from tensorjit.compiler.lowering.values import CannotFuse, KernelScope, NotFlat, ValueBuilder
+from tensorjit.ir.graph import ConstArray, Graph, Node
+from tensorjit.ir.loops import (
+    AccInit,
+    AccRef,
+    AccUpdate,
+    Buffer,
+    BufferParam,
+    Const,
+    DimParam,
+    Expr,
+    Kernel,
+    Load,
+    Loop,
+    Module,
+    Stmt,
+    Store,
+    Var,
+)
+from tensorjit.ir.ops import Category, get_op
+from tensorjit.ir.shapes import Shape, numel
 
 _ACC_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
              "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
@@ -329,7 +343,7 @@ class Lowering:
                 if b.name in stored or b.name in group.loads or b.name in _loaded(body)
             )
             note = f"{group.mode} kernel for " + ", ".join(
-                f"{r.op}{'' if r.loc is None else ' @ ' + r.loc.split(' ')[0]}"
+                f"{r.op}{'' if r.loc is None else ' @ ' + os.path.basename(r.loc.split(' ')[0])}"
                 for r in group.roots[:6]) + (" ..." if len(group.roots) > 6 else "")
             kernels.append(Kernel(f"k{k}", params, body, note))
         buffers = self.module_buffers + list(temps.values()) + scratch

@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tensorjit.ir.loops import AccRef, Buffer, Const, DimParam, Expr, Load, Stmt, Store, Var, rebuild
-from tensorjit.ir.shapes import numel
 from tensorjit.compiler.lowering import index as ix
+from tensorjit.ir.loops import (
+    AccRef,
+    Buffer,
+    Const,
+    DimParam,
+    Expr,
+    Load,
+    Stmt,
+    Store,
+    Var,
+    rebuild,
+)
+from tensorjit.ir.shapes import numel
 
 if TYPE_CHECKING:
     from tensorjit.compiler.lowering.lower import Group

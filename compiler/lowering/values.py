@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from tensorjit.compiler.lowering import index as ix
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.errors import UnsupportedError, with_location
 from tensorjit.ir.graph import ConstArray, Node
 from tensorjit.ir.loops import AccRef, Cast, Const, Expr, Load, Op
 from tensorjit.ir.ops import Category, get_op
-from tensorjit.compiler.lowering import index as ix
 
 BOOL = DType.bool
 
