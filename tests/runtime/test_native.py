@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cffi
 import numpy as np
 import pytest
 
@@ -288,3 +290,31 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
     # In a subprocess: forking the (multi-threaded) pytest process itself is fragile.
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
+
+
+_AOT_SOURCE = r"""
+#include "tjrt.h"
+static void body(void *c, int64_t b, int64_t e) {
+    double *x = c;
+    for (int64_t i = b; i < e; i++) x[i] = (double)i;
+}
+int aot_entry(void) {
+    double *x = tj_aligned_alloc(1000 * sizeof(double));
+    if (x == 0 || tj_parallel_for(1000, 10, body, x) != 0) return 2;
+    double s = 0;
+    for (int i = 0; i < 1000; i++) s += x[i];
+    tj_aligned_free(x);
+    return s == 499500.0 ? 0 : 1;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_static_library_links_into_a_shared_object(tmp_path: Path) -> None:
+    src, so = tmp_path / "aot.c", tmp_path / "libaot.so"
+    src.write_text(_AOT_SOURCE)
+    cmd = ["cc", "-O2", "-fPIC", "-shared", f"-I{native.include_dir()}", str(src)]
+    subprocess.run([*cmd, str(native.static_library_path()), "-pthread", "-o", str(so)], check=True)
+    aot = cffi.FFI()
+    aot.cdef("int aot_entry(void);")
+    assert aot.dlopen(str(so)).aot_entry() == 0
