@@ -9,7 +9,7 @@ them, and from libm one lane at a time otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
@@ -20,8 +20,6 @@ from tensorjit.ir.errors import UnsupportedError
 
 CONTRACT = ("contract",)
 _FCMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "=="}
-_LIBM = {"exp", "expm1", "log", "log1p", "log2", "sin", "cos", "tan", "tanh", "arctan",
-         "erf", "pow"}
 _LIBM_NAME = {"arctan": "atan"}
 
 
@@ -50,10 +48,6 @@ def _libm(b: ir.IRBuilder, name: str, args: Sequence[ir.Value], dtype: DType) ->
         idx = ir.Constant(ir.IntType(32), lane)
         out = b.insert_element(out, b.call(fn, [b.extract_element(a, idx) for a in args]), idx)
     return out
-
-
-def _isnan(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    return b.fcmp_unordered("uno", x, x)
 
 
 def _float_max(b: ir.IRBuilder, x: ir.Value, y: ir.Value, is_max: bool) -> ir.Value:
@@ -142,80 +136,143 @@ def _sigmoid_fallback(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
     return b.select(b.fcmp_ordered(">=", x, _const(dtype, 0.0, x)), pos, b.fsub(one, pos))
 
 
+Emitter = Callable[[ir.IRBuilder, Sequence[ir.Value], DType, tuple[str, ...]], ir.Value]
+
+
+def _arith(float_op: str, int_op: str) -> Emitter:
+    def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+        if dt.is_float:
+            return getattr(b, float_op)(a[0], a[1], flags=flags)
+        return getattr(b, int_op)(a[0], a[1])
+
+    return emit
+
+
+def _compare(op: str) -> Emitter:
+    sym = "!=" if op == "ne" else _FCMP[op]
+
+    def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+        if dt.is_float:  # ordered, except != which is true for NaN (IEEE, NumPy)
+            return b.fcmp_unordered(sym, a[0], a[1]) if op == "ne" else \
+                b.fcmp_ordered(sym, a[0], a[1])
+        if dt is DType.bool:
+            return b.icmp_unsigned(sym, a[0], a[1])
+        return b.icmp_signed(sym, a[0], a[1])
+
+    return emit
+
+
+def _transcendental(name: str) -> Emitter:
+    def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+        if name in MATH_FUNCTIONS:
+            return emit_math(b, name, a[0])
+        if name == "sigmoid":
+            return _sigmoid_fallback(b, a[0], dt)
+        return _libm(b, name, a, dt)
+
+    return emit
+
+
+def _abs(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+    x = a[0]
+    if dt.is_float:
+        return intrinsic(b, "llvm.fabs", [x])
+    zero = _const(dt, 0, x)
+    return b.select(b.icmp_signed("<", x, zero), b.sub(zero, x), x)
+
+
+def _sign(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+    x = a[0]
+    zero, one, minus = _const(dt, 0, x), _const(dt, 1, x), _const(dt, -1, x)
+    if dt.is_float:  # NaN and +-0 pass through, as in NumPy
+        return b.select(b.fcmp_ordered(">", x, zero), one,
+                        b.select(b.fcmp_ordered("<", x, zero), minus, x))
+    return b.select(b.icmp_signed(">", x, zero), one,
+                    b.select(b.icmp_signed("<", x, zero), minus, zero))
+
+
+def _isnan(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+    if dt.is_float:
+        return b.fcmp_unordered("uno", a[0], a[0])
+    return splat(0, reg_type(DType.bool, lanes_of(a[0])))
+
+
+def _isfinite(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType,
+              flags: tuple[str, ...]) -> ir.Value:
+    if not dt.is_float:
+        return splat(1, reg_type(DType.bool, lanes_of(a[0])))
+    return b.fcmp_ordered("!=", intrinsic(b, "llvm.fabs", [a[0]]), _const(dt, float("inf"), a[0]))
+
+
+def _not(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+    return b.xor(a[0], _const(dt, -1 if dt.is_int else 1, a[0]))
+
+
+def _pow(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+    return _libm(b, "pow", a, dt) if dt.is_float else _int_pow(b, a[0], a[1], dt)
+
+
+def _divmod(want_mod: bool) -> Emitter:
+    def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
+        fn = _float_divmod if dt.is_float else _int_divmod
+        return fn(b, a[0], a[1], dt, want_mod)
+
+    return emit
+
+
+def _intrinsic(name: str) -> Emitter:
+    return lambda b, a, dt, flags: intrinsic(b, name, [a[0]])
+
+
+#: Code generation of every elementwise graph op (and the index ops of the loop IR).
+ELEMENTWISE: dict[str, Emitter] = {
+    "add": _arith("fadd", "add"),
+    "sub": _arith("fsub", "sub"),
+    "mul": _arith("fmul", "mul"),
+    "div": lambda b, a, dt, flags: b.fdiv(a[0], a[1], flags=flags),
+    "floordiv": _divmod(False),
+    "mod": _divmod(True),
+    "pow": _pow,
+    "maximum": lambda b, a, dt, flags: maximum(b, a[0], a[1], dt, True),
+    "minimum": lambda b, a, dt, flags: maximum(b, a[0], a[1], dt, False),
+    **{op: _compare(op) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
+    "logical_and": lambda b, a, dt, flags: b.and_(a[0], a[1]),
+    "bitwise_and": lambda b, a, dt, flags: b.and_(a[0], a[1]),
+    "logical_or": lambda b, a, dt, flags: b.or_(a[0], a[1]),
+    "bitwise_or": lambda b, a, dt, flags: b.or_(a[0], a[1]),
+    "bitwise_xor": lambda b, a, dt, flags: b.xor(a[0], a[1]),
+    "logical_not": _not,
+    "invert": _not,
+    "select": lambda b, a, dt, flags: b.select(a[0], a[1], a[2]),
+    "neg": lambda b, a, dt, flags: b.fneg(a[0]) if dt.is_float else
+    b.sub(_const(dt, 0, a[0]), a[0]),
+    "abs": _abs,
+    "sign": _sign,
+    "floor": _intrinsic("llvm.floor"),
+    "ceil": _intrinsic("llvm.ceil"),
+    "sqrt": _intrinsic("llvm.sqrt"),
+    "isnan": _isnan,
+    "isfinite": _isfinite,
+    **{name: _transcendental(name) for name in (
+        "exp", "expm1", "log", "log1p", "log2", "sin", "cos", "tan", "tanh", "arctan",
+        "sigmoid", "erf")},
+    # index arithmetic of the loop IR (non-negative operands, nonzero divisors)
+    "idiv": lambda b, a, dt, flags: b.sdiv(a[0], a[1]),
+    "imod": lambda b, a, dt, flags: b.srem(a[0], a[1]),
+    "imin": lambda b, a, dt, flags: b.select(b.icmp_signed("<", a[0], a[1]), a[0], a[1]),
+    "imax": lambda b, a, dt, flags: b.select(b.icmp_signed(">", a[0], a[1]), a[0], a[1]),
+}
+
+
 def emit_op(b: ir.IRBuilder, op: str, args: Sequence[ir.Value], in_dtype: DType,
             out_dtype: DType, flags: tuple[str, ...] = CONTRACT) -> ir.Value:
     """The value of elementwise ``op`` on operands of ``in_dtype``; ``flags`` are the
     fast-math flags of float arithmetic (``contract`` only, unless fast_math)."""
-    x = args[0]
-    y = args[1] if len(args) > 1 else None
-    f = in_dtype.is_float
-    if op == "add":
-        return b.fadd(x, y, flags=flags) if f else b.add(x, y)
-    if op == "sub":
-        return b.fsub(x, y, flags=flags) if f else b.sub(x, y)
-    if op == "mul":
-        return b.fmul(x, y, flags=flags) if f else b.mul(x, y)
-    if op == "div":
-        return b.fdiv(x, y, flags=flags)
-    if op in ("floordiv", "mod"):
-        fn = _float_divmod if f else _int_divmod
-        return fn(b, x, y, in_dtype, op == "mod")
-    if op == "pow":
-        return _libm(b, "pow", [x, y], in_dtype) if f else _int_pow(b, x, y, in_dtype)
-    if op in ("maximum", "minimum"):
-        return maximum(b, x, y, in_dtype, op == "maximum")
-    if op in ("lt", "le", "gt", "ge", "eq", "ne"):
-        if f:
-            return b.fcmp_unordered("!=", x, y) if op == "ne" else b.fcmp_ordered(_FCMP[op], x, y)
-        sym = "!=" if op == "ne" else _FCMP[op]
-        if in_dtype is DType.bool:
-            return b.icmp_unsigned(sym, x, y)
-        return b.icmp_signed(sym, x, y)
-    if op in ("logical_and", "bitwise_and"):
-        return b.and_(x, y)
-    if op in ("logical_or", "bitwise_or"):
-        return b.or_(x, y)
-    if op == "bitwise_xor":
-        return b.xor(x, y)
-    if op in ("logical_not", "invert"):
-        return b.xor(x, _const(in_dtype, -1 if in_dtype.is_int else 1, x))
-    if op == "select":
-        return b.select(x, y, args[2])
-    if op == "neg":
-        return b.fneg(x) if f else b.sub(_const(in_dtype, 0, x), x)
-    if op == "abs":
-        if f:
-            return intrinsic(b, "llvm.fabs", [x])
-        return b.select(b.icmp_signed("<", x, _const(in_dtype, 0, x)),
-                        b.sub(_const(in_dtype, 0, x), x), x)
-    if op == "sign":
-        zero = _const(in_dtype, 0, x)
-        one, minus = _const(in_dtype, 1, x), _const(in_dtype, -1, x)
-        if f:
-            return b.select(b.fcmp_ordered(">", x, zero), one,
-                            b.select(b.fcmp_ordered("<", x, zero), minus, x))
-        return b.select(b.icmp_signed(">", x, zero), one,
-                        b.select(b.icmp_signed("<", x, zero), minus, zero))
-    if op in ("floor", "ceil", "sqrt"):
-        return intrinsic(b, f"llvm.{op}", [x])
-    if op == "isnan":
-        return _isnan(b, x) if f else splat(0, reg_type(DType.bool, lanes_of(x)))
-    if op == "isfinite":
-        if not f:
-            return splat(1, reg_type(DType.bool, lanes_of(x)))
-        return b.fcmp_ordered("!=", intrinsic(b, "llvm.fabs", [x]),
-                              _const(in_dtype, float("inf"), x))
-    if op in ("idiv", "imod"):
-        return b.sdiv(x, y) if op == "idiv" else b.srem(x, y)
-    if op in ("imin", "imax"):
-        return b.select(b.icmp_signed("<" if op == "imin" else ">", x, y), x, y)
-    if op in MATH_FUNCTIONS and f:
-        return emit_math(b, op, x)
-    if op == "sigmoid":
-        return _sigmoid_fallback(b, x, in_dtype)
-    if op in _LIBM and f:
-        return _libm(b, op, args, in_dtype)
-    raise UnsupportedError(f"code generation for elementwise op {op!r} on {in_dtype}")
+    try:
+        emit = ELEMENTWISE[op]
+    except KeyError:
+        raise UnsupportedError(f"code generation for elementwise op {op!r}") from None
+    return emit(b, args, in_dtype, flags)
 
 
 def emit_cast(b: ir.IRBuilder, x: ir.Value, src: DType, dst: DType) -> ir.Value:

@@ -44,7 +44,7 @@ from tensorjit.ir.loops import (
 from tensorjit.ir.ops import Category, get_op
 from tensorjit.ir.shapes import Shape, numel
 
-_ACC_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
+ACCUMULATOR_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
              "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
 
 
@@ -97,17 +97,23 @@ class Lowering:
         for node in self.roots:
             if node in self.buffers:
                 continue
-            if node in self.output_names:
-                self.buffers[node] = self.output_names[node][0]
-            elif node.op == "const":
+            if node.op == "const":
                 name = f"c{len(self.consts)}"
                 self.module_buffers.append(Buffer(name, node.dtype, numel(node.shape),
                                                   "const", len(self.consts)))
                 self.consts.append(node.attr("value"))
                 self.buffers[node] = name
+            elif node in self.output_names:
+                self.buffers[node] = self.output_names[node][0]
             else:
                 self.buffers[node] = f"t{temps}"
                 temps += 1
+
+    def _targets(self, node: Node) -> list[str]:
+        """Buffers a root is stored to: its own and any further output slots it fills."""
+        if node.op in ("param", "const"):
+            return self.output_names[node]  # an argument or constant returned as is: copy
+        return [self.buffers[node]] + self.output_names.get(node, [])[1:]
 
     # --- grouping ---------------------------------------------------------------------
     def run(self) -> Module:
@@ -197,7 +203,7 @@ class Lowering:
             value = builder.at(src, index)
         except CannotFuse:
             return False
-        kind = _ACC_KIND[root.op]
+        kind = ACCUMULATOR_KIND[root.op]
         position = None
         if kind in ("argmax", "argmin"):
             position = inner[0]
@@ -300,13 +306,13 @@ class Lowering:
                 vector = True
                 for node, value, position in stage.items:
                     name = group.scope.accumulators[node]
-                    kind = _ACC_KIND[node.op]
+                    kind = ACCUMULATOR_KIND[node.op]
                     vector &= kind not in ("argmax", "argmin")
                     inits.append(AccInit(name, kind, value.dtype if position is None
                                          else value.dtype))
                     updates.append(AccUpdate(name, value, position))
                     if node in needed:
-                        for buf in [self.buffers[node]] + self.output_names.get(node, [])[1:]:
+                        for buf in self._targets(node):
                             tail.append(Store(buf, group.scope.outer_index,
                                               AccRef(name, node.dtype)))
                 stmts += inits
@@ -316,7 +322,7 @@ class Lowering:
                 body: list[Stmt] = list(extra)
                 for node, value, flat in stage.items:
                     assert flat is not None
-                    for buf in [self.buffers[node]] + self.output_names.get(node, [])[1:]:
+                    for buf in self._targets(node):
                         body.append(Store(buf, flat, value))
                 stmts += self._inner_loops(stage.inner, tuple(body), True)
         return self._outer_loops(group.outer, tuple(stmts))

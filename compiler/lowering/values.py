@@ -22,6 +22,12 @@ from tensorjit.ir.ops import Category, get_op
 BOOL = DType.bool
 
 
+#: Ops inlined by index transformation (see ``ValueBuilder._compute``).
+MOVEMENT_OPS = frozenset({"broadcast_to", "transpose", "slice", "reshape", "pad", "concat",
+                          "take"})
+SOURCE_OPS = frozenset({"param", "const", "iota"})
+
+
 class CannotFuse(Exception):
     """The value needs something this kernel cannot provide (raised to split kernels)."""
 
