@@ -198,6 +198,21 @@ class AccInit:
     dtype: DType
 
 
+def accumulator_identity(kind: str, dtype: DType) -> float | int | bool:
+    """The value an accumulator of ``kind`` starts from (what an empty reduction gives)."""
+    if kind == "sum":
+        return 0
+    if kind == "prod":
+        return 1
+    if dtype is DType.bool:
+        return kind in ("min", "argmin")
+    if dtype.is_float:
+        big: float | int = float("inf")
+    else:
+        big = (1 << (dtype.itemsize * 8 - 1)) - 1
+    return -big - (0 if dtype.is_float else 1) if kind in ("max", "argmax") else big
+
+
 @dataclass(frozen=True)
 class AccUpdate:
     """Fold ``value`` into accumulator ``name``; ``position`` is the argmax/argmin index."""

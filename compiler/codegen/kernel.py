@@ -34,27 +34,18 @@ from tensorjit.ir.loops import (
     Stmt,
     Store,
     Var,
+    accumulator_identity,
 )
-
-
-def _identity(kind: str, dtype: DType) -> float | int | bool:
-    if kind == "sum":
-        return 0
-    if kind == "prod":
-        return 1
-    big = float("inf") if dtype.is_float else (True if dtype is DType.bool else
-                                               (1 << (dtype.itemsize * 8 - 1)) - 1)
-    if kind in ("max", "argmax"):
-        if dtype.is_float:
-            return -big
-        return False if dtype is DType.bool else -big - 1
-    return big
 
 
 def _in_dtype(e: Op) -> DType:
     if e.op == "select":
         return e.args[1].dtype
     return e.args[0].dtype
+
+
+# Vectors per block of a vector reduction loop (see ``vector_loop``).
+BLOCK = 128
 
 
 class KernelEmitter:
@@ -103,7 +94,7 @@ class KernelEmitter:
             self.store(s.buffer, self.scalar(s.index), self.scalar(s.value), s.value.dtype)
         elif isinstance(s, AccInit):
             slot = self._alloca(reg_type(s.dtype))
-            self.b.store(splat(_identity(s.kind, s.dtype), reg_type(s.dtype)), slot)
+            self.b.store(splat(accumulator_identity(s.kind, s.dtype), reg_type(s.dtype)), slot)
             pos = None
             if s.kind in ("argmax", "argmin"):
                 pos = self._alloca(I64)
@@ -193,30 +184,51 @@ class KernelEmitter:
         self.counted(s.var, ir.Constant(I64, 0), extent, 1, body)
 
     def vector_loop(self, s: Loop, extent: ir.Value) -> None:
+        """Vector chunks, then a scalar tail. Accumulators are folded block by block
+        (cascade summation): each block of ``BLOCK`` vectors sums into a fresh vector
+        accumulator that is then added to a running total, which keeps long float sums
+        accurate without giving up the vector loop."""
         lanes = self.max_lanes
         b = self.b
         n_vec = b.and_(extent, ir.Constant(I64, ~(lanes - 1)))
-        updates = [x for x in s.body if isinstance(x, AccUpdate)]
-        vslots: dict[str, ir.Value] = {}
-        for u in updates:
-            kind, dtype, _, _ = self.accs[u.name]
-            if u.name not in vslots:
-                vslots[u.name] = self._alloca(reg_type(dtype, lanes))
-                b.store(splat(_identity(kind, dtype), reg_type(dtype, lanes)), vslots[u.name])
+        names = list(dict.fromkeys(x.name for x in s.body if isinstance(x, AccUpdate)))
+        blocks: dict[str, ir.Value] = {}
+        totals: dict[str, ir.Value] = {}
+        for name in names:
+            kind, dtype, _, _ = self.accs[name]
+            vty = reg_type(dtype, lanes)
+            blocks[name], totals[name] = self._alloca(vty), self._alloca(vty)
+            b.store(splat(accumulator_identity(kind, dtype), vty), totals[name])
 
         def vbody(i: ir.Value) -> None:
             self.vars[s.var] = i
-            self.vvar, self.lanes, self.vmemo, self.vaccs = s.var, lanes, {}, vslots
+            self.vvar, self.lanes, self.vmemo, self.vaccs = s.var, lanes, {}, blocks
             try:
                 for x in s.body:
                     self.vstmt(x)
             finally:
                 self.vvar, self.lanes, self.vmemo = None, 0, {}
 
-        self.counted(s.var, ir.Constant(I64, 0), n_vec, lanes, vbody)
-        for name, vslot in vslots.items():
+        def block(start: ir.Value) -> None:
+            for name in names:
+                kind, dtype, _, _ = self.accs[name]
+                vty = reg_type(dtype, lanes)
+                b.store(splat(accumulator_identity(kind, dtype), vty), blocks[name])
+            end = b.add(start, ir.Constant(I64, lanes * BLOCK))
+            end = b.select(b.icmp_signed("<", end, n_vec), end, n_vec)
+            self.counted(s.var, start, end, lanes, vbody)
+            for name in names:
+                kind, dtype, _, _ = self.accs[name]
+                b.store(self.combine(kind, dtype, b.load(totals[name]), b.load(blocks[name])),
+                        totals[name])
+
+        if names:
+            self.counted(f"{s.var}.block", ir.Constant(I64, 0), n_vec, lanes * BLOCK, block)
+        else:
+            self.counted(s.var, ir.Constant(I64, 0), n_vec, lanes, vbody)
+        for name in names:
             kind, dtype, slot, _ = self.accs[name]
-            total = self.hreduce(kind, dtype, b.load(vslot))
+            total = self.hreduce(kind, dtype, b.load(totals[name]))
             b.store(self.combine(kind, dtype, b.load(slot), total), slot)
 
         def tail(i: ir.Value) -> None:

@@ -359,12 +359,185 @@ def _log(m: _Emitter, x: ir.Value) -> ir.Value:
 
 
 # ----------------------------------------------------------------------------
+# sigmoid, tanh
+# ----------------------------------------------------------------------------
+
+
+def _sigmoid(m: _Emitter, x: ir.Value) -> ir.Value:
+    """1 / (1 + exp(-x)), stable for both signs: with e = exp(-|x|) <= 1 it is
+    1/(1+e) for x >= 0 and e/(1+e) for x < 0, so nothing overflows and tiny
+    results (down to denormals) keep full relative accuracy.
+    Max error: float32 1.5 ULP, float64 2 ULP."""
+    e = _exp_nonan(m, m.neg(m.fabs(x)))
+    num = m.sel(m.cmp("<", x, m.c(0.0)), e, m.c(1.0))
+    res = m.div(num, m.add(e, m.c(1.0)))
+    return m.sel(m.isnan(x), x, res)
+
+
+# tanh(x) = x + x^3 * P(x^2) for |x| < _TANH_CUT, minimax relative.
+# float32: |x| < 0.8, 6 terms, fit error 3.7e-9; float64: |x| < 0.625, 11 terms, 1.0e-17.
+_TANH_CUT = {False: 0.8, True: 0.625}
+_TANH_F32 = (-0.33333298563957214, 0.13332220911979675, -0.05385233089327812,
+             0.02130298875272274, -0.007409555371850729, 0.0015847550239413977)
+_TANH_F64 = (-0.33333333333332854, 0.13333333333262093, -0.053968253931268036,
+             0.021869487576098436, -0.00886322100264764, 0.003591989173751717,
+             -0.0014549588768491154, 0.000586316534488463, -0.00022856419588646067,
+             7.714434628467317e-05, -1.60725585689023e-05)
+
+
+def _tanh(m: _Emitter, x: ir.Value) -> ir.Value:
+    """tanh(x): odd polynomial near 0; 1 - 2/(exp(2|x|) + 1) elsewhere (there
+    2/(e+1) <= 0.34 (f32) / 0.45 (f64), so its rounding errors are damped),
+    with the sign of x. exp overflow gives exactly +-1.
+    Max error: float32 1.5 ULP, float64 2 ULP."""
+    a = m.fabs(x)
+    z = m.mul(x, x)
+    small = m.fma(m.mul(x, z), m.poly(z, _TANH_F64 if m.f64 else _TANH_F32), x)
+    e = _exp_nonan(m, m.add(a, a))
+    big = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(e, m.c(1.0))))
+    # unordered: NaN takes the polynomial path and stays NaN
+    use_small = m.ucmp("<", a, m.c(_TANH_CUT[m.f64]))
+    return m.sel(use_small, small, m.copysign(big, x))
+
+
+# ----------------------------------------------------------------------------
+# erf
+# ----------------------------------------------------------------------------
+
+# erf(x) = x + x * P(x^2) for |x| < 1, minimax relative (P(0) = 2/sqrt(pi) - 1:
+# keeping the leading 1 exact avoids rounding 2/sqrt(pi) to working precision).
+# float32: 7 terms, fit error 1.2e-9; float64: 13 terms, 1.3e-19.
+_ERF_F32 = (0.12837916612625122, -0.3761262595653534, 0.1128358542919159,
+            -0.026853810995817184, 0.005188327748328447, -0.0008010192541405559,
+            7.853857823647559e-05)
+_ERF_F64 = (0.1283791670955126, -0.3761263890318375, 0.11283791670954857,
+            -0.026866170645072893, 0.005223977624780855, -0.0008548326978741372,
+            0.00012055331036865464, -1.4925593506013821e-05, 1.6460972802454308e-06,
+            -1.6350025065570372e-07, 1.4657878781418371e-08, -1.1365661881463798e-09,
+            5.945254923851086e-11)
+# For |x| >= 1: erf(x) = 1 - exp(Q(|x|)) with Q ~ log(erfc) (smooth, no
+# Gaussian factor to split off), minimax for absolute error in t = |x| - mid.
+# float32: one piece on [1, 4] (erf rounds to 1 beyond 3.92), mid 2.5, 9 terms,
+# fit error 1.2e-8.
+_ERFC_F32 = (-7.806815147399902, -5.352680683135986, -0.9438936114311218,
+             -0.010858487337827682, 0.0021650814451277256, -0.00042017310624942183,
+             7.745493348920718e-05, -1.3301710168889258e-05, 1.5998157323338091e-06)
+# float64: pieces [1,2] (mid 1.5), [2,3.5] (mid 2.75), [3.5,6] (mid 4.75), 13
+# terms each; fit errors 6.6e-17, 2.6e-15, 1.1e-14, i.e. <= 1.2e-17 absolute in erf.
+# The lanes pick their piece's coefficients with selects (one polynomial).
+_ERFC_F64 = (
+    (1.5, (-3.3844920895515527, -3.5088008017795262, -0.8926403306150498,
+           -0.02582414063380302, 0.0060067463871852685, -0.0012572166817870476,
+           0.00021596328894969333, -2.2473755858206947e-05, -2.646668429706986e-06,
+           2.3712741750133345e-06, -8.196551685657285e-07, 1.9132935382144958e-07,
+           -2.5492090449274037e-08)),
+    (2.75, (-9.204140410324296, -5.826535955025074, -0.9512867412808234,
+            -0.008933257048934521, 0.0017050157898318254, -0.0003206593551458721,
+            5.759298804485198e-05, -9.580560029579996e-06, 1.4048634332048292e-06,
+            -1.6048558371534634e-07, 6.315622301770481e-09, 4.475421955412707e-09,
+            -1.7378456087575595e-09)),
+    (4.75, (-24.714058941910324, -9.702088576972347, -0.9803406370905714,
+            -0.002459587996478596, 0.0003342419808916903, -4.678567070373509e-05,
+            6.582851865973225e-06, -9.177484025310145e-07, 1.2541818533424193e-07,
+            -1.6606733515047064e-08, 2.1121886227074146e-09, -2.650208747986984e-10,
+            2.8068932512262042e-11)),
+)
+_ERFC_F64_BREAKS = (2.0, 3.5)
+
+
+def _erf(m: _Emitter, x: ir.Value) -> ir.Value:
+    """erf(x). Max error: float32 1 ULP, float64 2 ULP."""
+    z = m.mul(x, x)
+    small = m.fma(x, m.poly(z, _ERF_F64 if m.f64 else _ERF_F32), x)
+    # |x| clamped to where erf rounds to 1 anyway (inf included; NaN -> small path)
+    a = m.fabs(x)
+    a = m.sel(m.cmp("<", a, m.c(6.0 if m.f64 else 4.0)), a, m.c(6.0 if m.f64 else 4.0))
+    if m.f64:
+        in1 = m.cmp(">=", a, m.c(_ERFC_F64_BREAKS[0]))
+        in2 = m.cmp(">=", a, m.c(_ERFC_F64_BREAKS[1]))
+
+        def pick(v0: float, v1: float, v2: float) -> ir.Value:
+            return m.sel(in2, m.c(v2), m.sel(in1, m.c(v1), m.c(v0)))
+
+        (m0, c0), (m1, c1), (m2, c2) = _ERFC_F64
+        t = m.sub(a, pick(m0, m1, m2))
+        q: ir.Value = pick(c0[-1], c1[-1], c2[-1])
+        for k in range(len(c0) - 2, -1, -1):
+            q = m.fma(q, t, pick(c0[k], c1[k], c2[k]))
+    else:
+        q = m.poly(m.sub(a, m.c(2.5)), _ERFC_F32)
+    big = m.sub(m.c(1.0), _exp_nonan(m, q))
+    use_small = m.ucmp("<", m.fabs(x), m.c(1.0))
+    return m.sel(use_small, small, m.copysign(big, x))
+
+
+# ----------------------------------------------------------------------------
+# sin, cos
+# ----------------------------------------------------------------------------
+
+# pi/2 as a sum of four working-precision numbers (~96 / ~212 bits).
+_PIO2_F32 = (float.fromhex("0x1.921fb6p+0"), float.fromhex("-0x1.777a5cp-25"),
+             float.fromhex("-0x1.ee59dap-50"), float.fromhex("0x1.98a2e0p-77"))
+_PIO2_F64 = (float.fromhex("0x1.921fb54442d18p+0"), float.fromhex("0x1.1a62633145c07p-54"),
+             float.fromhex("-0x1.f1976b7ed8fbcp-110"), float.fromhex("0x1.4cf98e804177dp-164"))
+_INV_PI = 0.3183098861837907
+# sin(r) = r + r^3 * P(r^2) on |r| <= pi/2 (one polynomial for sin and cos),
+# minimax relative. float32: 4 terms, fit error 6.1e-9; float64: 8 terms, 2.8e-19.
+_SIN_F32 = (-0.16666659712791443, 0.00833306647837162, -0.00019809602235909551,
+            2.605777581266011e-06)
+_SIN_F64 = (-0.16666666666666666, 0.008333333333333194, -0.00019841269841209213,
+            2.755731921113591e-06, -2.505210687267559e-08, 1.6058939699427598e-10,
+            -7.642991318104226e-13, 2.7211731288011517e-15)
+
+
+def _sincos(m: _Emitter, x: ir.Value, cos: bool) -> ir.Value:
+    """sin(x) = (-1)^n sin(x - n*pi), n = rint(x/pi);
+    cos(x) = (-1)^(n+1) sin(x - (n+1/2)*pi), n = rint(x/pi - 1/2).
+    The reduction subtracts k*pi/2 (k = 2n or 2n+1) with a four-part Cody-Waite
+    split of pi/2 and FMAs: the first step is exact, so the reduced argument is
+    accurate to a few ulp even next to multiples of pi/2."""
+    t = m.mul(x, m.c(_INV_PI))
+    if cos:
+        t = m.sub(t, m.c(0.5))
+    nf, ni = m.round_shift(t, 1.0)
+    k = m.add(nf, nf)
+    if cos:
+        k = m.add(k, m.c(1.0))
+        ni = m.b.add(ni, m.ic(1))
+    r = x
+    for part in _PIO2_F64 if m.f64 else _PIO2_F32:
+        r = m.fma(k, m.c(-part), r)
+    z = m.mul(r, r)
+    s = m.fma(m.mul(r, z), m.poly(z, _SIN_F64 if m.f64 else _SIN_F32), r)
+    # negate when n (sin) / n+1 (cos) is odd: move its low bit to the sign bit
+    flip = m.b.shl(ni, m.ic(m.bits - 1))
+    s = m.to_float(m.b.xor(m.to_int(s), flip))
+    bad = m.ucmp("==", m.fabs(x), m.c(math.inf))  # inf or NaN -> NaN
+    return m.sel(bad, m.c(math.nan), s)
+
+
+def _sin(m: _Emitter, x: ir.Value) -> ir.Value:
+    """sin(x). Max error: float32 1 ULP, float64 1 ULP for |x| <= ..."""
+    return _sincos(m, x, cos=False)
+
+
+def _cos(m: _Emitter, x: ir.Value) -> ir.Value:
+    """cos(x). Max error: float32 1 ULP, float64 1 ULP for |x| <= ..."""
+    return _sincos(m, x, cos=True)
+
+
+# ----------------------------------------------------------------------------
 # Dispatch
 # ----------------------------------------------------------------------------
 
 _UNARY: dict[str, Callable[[_Emitter, ir.Value], ir.Value]] = {
     "exp": _exp,
     "log": _log,
+    "tanh": _tanh,
+    "sigmoid": _sigmoid,
+    "erf": _erf,
+    "sin": _sin,
+    "cos": _cos,
 }
 
 MATH_FUNCTIONS: frozenset[str] = frozenset(_UNARY)

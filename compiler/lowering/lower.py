@@ -11,6 +11,8 @@ and each joins the kernel under construction when it can, else starts a new one:
   or ``O``. Softmax and layernorm over the last axis are one row kernel each; a
   subexpression computed in one stage and needed again in a later one is kept in a
   per-row scratch buffer, so each row of the input is read at most twice;
+- a *columns* kernel for a reduction that keeps the innermost axis (``x.sum(0)``):
+  whole rows are accumulated into the output, vectorized along them;
 - a *matmul* kernel: ``out[b, m, :] += a[b, m, k] * B[b, k, :]``, vectorized over n.
 """
 
@@ -37,13 +39,18 @@ from tensorjit.ir.loops import (
     Load,
     Loop,
     Module,
+    Op,
     Stmt,
     Store,
     Var,
+    accumulator_identity,
 )
 from tensorjit.ir.ops import Category, get_op
 from tensorjit.ir.shapes import Shape, numel
 
+# Reductions whose accumulation is an elementwise op (so they can accumulate in place).
+_COMBINE = {"reduce_sum": "add", "reduce_prod": "mul", "reduce_max": "maximum",
+            "reduce_min": "minimum"}
 ACCUMULATOR_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
              "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
 
@@ -125,7 +132,7 @@ class Lowering:
             if root.op == "matmul":
                 self.groups.append(self._matmul(root))
                 continue
-            if self.groups and self.groups[-1].mode != "matmul" and self._join(root):
+            if self.groups and self.groups[-1].mode in ("flat", "rows") and self._join(root):
                 continue
             self.groups.append(self._start(root))
         return self._module()
@@ -140,6 +147,9 @@ class Lowering:
         return [Var(f"{prefix}{k}") for k in range(len(shape))]
 
     def _start(self, root: Node) -> Group:
+        if get_op(root.op).category is Category.REDUCE and root.op in _COMBINE and \
+                root.inputs[0].ndim - 1 not in root.attr("axes"):
+            return self._columns(root)
         if get_op(root.op).category is Category.REDUCE:
             src = root.inputs[0]
             axes = root.attr("axes")
@@ -250,6 +260,36 @@ class Lowering:
         group.roots.append(root)
         return True
 
+    def _columns(self, root: Node) -> Group:
+        """A reduction that keeps the innermost axis: accumulate whole rows into the
+        output (``out[k] += x[r, k]``), vectorized over the kept axes, instead of striding
+        through memory once per output element."""
+        src = root.inputs[0]
+        axes = root.attr("axes")
+        kept = tuple(d for k, d in enumerate(src.shape) if k not in axes)
+        reduced = tuple(src.shape[a] for a in axes)
+        group = Group("columns", reduced, kept, KernelScope())
+        builder = self._builder(group)
+        r, k = iter(self._vars("i", reduced)), iter(self._vars("j", kept))
+        index = [next(r) if a in axes else next(k) for a in range(src.ndim)]
+        value = builder.at(src, index)
+        out = self.buffers[root]
+        flat = ix.ravel(self._vars("j", kept), kept, self.dims)
+        kind = ACCUMULATOR_KIND[root.op]
+        start = Const(accumulator_identity(kind, root.dtype), root.dtype)
+        update = Op(_COMBINE[root.op], (Load(out, flat, root.dtype), value), root.dtype)
+        body = self._inner_loops(kept, (Store(out, flat, start),), True)
+        body += self._outer_loops(reduced, self._inner_loops(kept, (Store(out, flat, update),),
+                                                             True))
+        for extra in self._targets(root)[1:]:
+            body += self._inner_loops(kept, (Store(extra, flat, Load(out, flat, root.dtype)),),
+                                      True)
+        group.body = body
+        group.loads = builder.loads | {out}
+        group.roots.append(root)
+        group.scope.stored.add(root)
+        return group
+
     def _matmul(self, root: Node) -> Group:
         a, b = root.inputs
         batch = root.shape[:-2]
@@ -264,8 +304,6 @@ class Lowering:
         flat = ix.ravel(bvars + [m, n], root.shape, self.dims)
         zero = Const(0, root.dtype)
         current = Load(out, flat, root.dtype)
-        from tensorjit.ir.loops import Op
-
         update = Store(out, flat, Op("add", (current, Op("mul", (a_val, b_val), root.dtype)),
                                      root.dtype))
         extent_k = ix.dim_expr(a.shape[-1], self.dims)
@@ -293,7 +331,7 @@ class Lowering:
         return body
 
     def _group_body(self, group: Group, needed: set[Node], scratch: list[Buffer]) -> tuple:
-        if group.mode == "matmul":
+        if group.mode in ("matmul", "columns"):
             return group.body
         stage_extra = share_across_stages(group, scratch, self.dims)
         stmts: list[Stmt] = []
