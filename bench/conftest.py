@@ -4,8 +4,8 @@ The project's pytest config collects only ``tests/`` (``testpaths``) and ``test_
 files, so a plain ``pytest`` never runs these. When ``bench/`` is given explicitly, this
 conftest collects ``bench_*.py`` files, makes ``_harness`` importable (the project runs
 pytest with ``--import-mode=importlib``, which puts no test folder on ``sys.path``), and
-prints, after pytest-benchmark's own table, the ratio of each group's NumPy median to
-its tensorjit medians.
+prints, before pytest-benchmark's own tables, the median of each benchmark and its ratio
+to the NumPy median of the same group.
 """
 
 from __future__ import annotations
@@ -48,11 +48,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not _MEDIANS:
         return
     tr = terminalreporter
-    tr.section("tensorjit / NumPy ratios (NumPy median / tensorjit median, same run)")
-    for group in sorted({g for g, _ in _MEDIANS}):
+    tr.section("medians per benchmark group; ratio = NumPy median / this median (same run)")
+    gw = max(len(g) for g, _ in _MEDIANS)
+    lw = max(len(label) for _, label in _MEDIANS)
+    for (group, label), median in sorted(_MEDIANS.items()):
         base = _MEDIANS.get((group, "numpy"))
-        for (g, label), median in sorted(_MEDIANS.items()):
-            if g != group:
-                continue
-            ratio = f"{base / median:6.2f}x" if base is not None and label != "numpy" else ""
-            tr.write_line(f"{group:24s} {label:28s} {median * 1e6:12.2f} us  {ratio}")
+        ratio = f"{base / median:7.2f}x" if base is not None and label != "numpy" else ""
+        tr.write_line(f"{group:{gw}s}  {label:{lw}s}  {median * 1e6:12.2f} us  {ratio}")
