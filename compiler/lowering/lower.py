@@ -281,14 +281,20 @@ class Lowering:
         body = self._inner_loops(kept, (Store(out, flat, start),), True)
         body += self._outer_loops(reduced, self._inner_loops(kept, (Store(out, flat, update),),
                                                              True))
-        for extra in self._targets(root)[1:]:
-            body += self._inner_loops(kept, (Store(extra, flat, Load(out, flat, root.dtype)),),
-                                      True)
-        group.body = body
+        group.body = body + self._copies(root)
         group.loads = builder.loads | {out}
         group.roots.append(root)
         group.scope.stored.add(root)
         return group
+
+    def _copies(self, root: Node) -> tuple[Stmt, ...]:
+        """Loops copying a root computed in place to the further output slots it fills
+        (a function that returns the same value twice)."""
+        first, *rest = self._targets(root)
+        j = Var("j0")
+        extent = ix.size_expr(numel(root.shape), self.dims)
+        return tuple(Loop("j0", extent, (Store(r, j, Load(first, j, root.dtype)),), "vector")
+                     for r in rest)
 
     def _matmul(self, root: Node) -> Group:
         a, b = root.inputs
@@ -312,7 +318,7 @@ class Lowering:
             Loop("j1", extent_n, (Store(out, flat, zero),), "vector"),
             Loop("j0", extent_k, (Loop("j1", extent_n, (update,), "vector"),)),
         )
-        group.body = self._outer_loops(group.outer, inner)
+        group.body = self._outer_loops(group.outer, inner) + self._copies(root)
         group.loads = builder.loads | {out}
         group.roots.append(root)
         group.scope.stored.add(root)
