@@ -139,6 +139,33 @@ def loop_profile(asm: str) -> str:
             f"{sum('(%rsp)' in b for b in best)} stack accesses)")
 
 
+def openblas_core() -> str:
+    """The OpenBLAS kernel family NumPy's OpenBLAS picked at run time (``?`` if unknown).
+
+    ``np.show_config()`` shows the build machine's core, not this one, so ask the loaded
+    library itself (``*_get_corename*``)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps
+                     if "openblas" in line.lower() and ".so" in line.split()[-1]}
+    except OSError:
+        return "?"
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sym in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                    "openblas_get_corename64_", "openblas_get_corename"):
+            fn = getattr(lib, sym, None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                return fn().decode()
+    return "?"
+
+
 def environment() -> str:
     """One line describing what the numbers were measured on."""
     target = "?"
@@ -149,5 +176,5 @@ def environment() -> str:
         pass
     return (f"tensorjit {tj.__version__} target {target}; NumPy {np.__version__}; "
             f"Python {platform.python_version()}; {os.cpu_count()} cores; "
-            f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
-            "(no BLAS call is timed here)")
+            f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, OpenBLAS core "
+            f"in effect {openblas_core()} (no BLAS call is timed here)")
