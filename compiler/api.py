@@ -20,7 +20,6 @@ import numpy as np
 from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
 from tensorjit.compiler.frontend.trace import trace
 from tensorjit.compiler.lowering.lower import lower
-from tensorjit.ir.dtypes import as_dtype
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
 from tensorjit.ir.loops import format_module, verify_module
@@ -168,9 +167,7 @@ class JitFunction:
 
     def lower(self, *args: Any) -> CompiledFunction:
         """Trace and compile for these arguments (arrays or TensorSpecs)."""
-        specs = [np.asarray(a, dtype=as_dtype(type(a)).np) if isinstance(a, (bool, int, float))
-                 else a for a in args]
-        return compile(trace(self.fn, *specs), **self.options)
+        return compile(trace(self.fn, *args), **self.options)
 
     @property
     def signatures(self) -> list[tuple]:

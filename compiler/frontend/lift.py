@@ -60,11 +60,19 @@ def to_tensor(value: Any, what: str = "operand") -> Tensor:
     return Tensor(const(ConstArray.of(array), dt, loc=user_location()))
 
 
+_WEAK_EXAMPLE = {DType.float64: 1.0, DType.int64: 1, DType.bool: True}
+
+
+def _is_weak(value: Any) -> bool:
+    return isinstance(value, Tensor) and value.weak
+
+
 def result_dtype(values: Sequence[Any]) -> DType:
     """NEP 50: tensors and arrays are strong, Python scalars weak."""
     strong = [v.dtype if isinstance(v, Tensor) else as_dtype(np.asarray(v).dtype)
-              for v in values if not is_scalar(v)]
-    weak = [v for v in values if is_scalar(v)]
+              for v in values if not is_scalar(v) and not _is_weak(v)]
+    weak = [_WEAK_EXAMPLE[v.dtype] if _is_weak(v) else v for v in values
+            if is_scalar(v) or _is_weak(v)]
     if not strong:
         return as_dtype(np.result_type(*weak))
     dt = promote(*strong)
@@ -76,6 +84,12 @@ def result_dtype(values: Sequence[Any]) -> DType:
 def operand(value: Any, dtype: DType, shape: Shape | None = None) -> Tensor:
     """``value`` as a Tensor of ``dtype`` broadcast to ``shape``."""
     if is_scalar(value):
+        if dtype.is_int and not isinstance(value, bool) and isinstance(value, int):
+            info = np.iinfo(dtype.np)
+            if not info.min <= value <= info.max:
+                # As NumPy (NEP 50): a weak Python int that does not fit the dtype raises.
+                raise OverflowError(f"Python integer {value} out of bounds for {dtype} "
+                                    f"(at {user_location()})")
         t = Tensor(const(value, dtype, loc=user_location()))
     else:
         t = cast(to_tensor(value), dtype)

@@ -43,12 +43,15 @@ def user_location() -> str | None:
 class Tensor:
     """A symbolic array inside a traced function."""
 
-    __slots__ = ("node",)
+    __slots__ = ("node", "weak")
     # Make NumPy defer to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_priority__ = 1000
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, weak: bool = False) -> None:
         self.node = node
+        # A Python scalar argument: typed like a Python scalar in promotion (NEP 50), so
+        # ``x_f32 * s`` stays float32 when ``s`` is a Python float passed to a jit function.
+        self.weak = weak
 
     # --- metadata -------------------------------------------------------------------
     @property
@@ -177,11 +180,11 @@ class Tensor:
             axes = tuple(axes[0])
         return _api().transpose(self, axes or None)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().sum(self, axis=axis, keepdims=keepdims)
+    def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        return _api().sum(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        return _api().mean(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def max(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _api().max(self, axis=axis, keepdims=keepdims)
@@ -189,14 +192,16 @@ class Tensor:
     def min(self, axis: Any = None, keepdims: bool = False) -> Tensor:
         return _api().min(self, axis=axis, keepdims=keepdims)
 
-    def prod(self, axis: Any = None, keepdims: bool = False) -> Tensor:
-        return _api().prod(self, axis=axis, keepdims=keepdims)
+    def prod(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tensor:
+        return _api().prod(self, axis=axis, dtype=dtype, keepdims=keepdims)
 
-    def var(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _api().var(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def var(self, axis: Any = None, dtype: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Tensor:
+        return _api().var(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
 
-    def std(self, axis: Any = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
-        return _api().std(self, axis=axis, ddof=ddof, keepdims=keepdims)
+    def std(self, axis: Any = None, dtype: Any = None, ddof: int = 0,
+            keepdims: bool = False) -> Tensor:
+        return _api().std(self, axis=axis, dtype=dtype, ddof=ddof, keepdims=keepdims)
 
     def argmax(self, axis: Any = None) -> Tensor:
         return _api().argmax(self, axis=axis)

@@ -64,8 +64,9 @@ def trace(fn: Callable[..., Any], *specs: Any, name: str | None = None) -> Graph
     names = _arg_names(fn, len(specs))
     tspecs = [TensorSpec.of(s, f"argument {i} ({names[i]})") for i, s in enumerate(specs)]
     params = tuple(param(i, names[i], s.shape, s.dtype) for i, s in enumerate(tspecs))
+    weak = [isinstance(s, (bool, int, float)) for s in specs]  # Python scalars stay weak
     with tracing_scope():
-        result = fn(*(Tensor(p) for p in params))
+        result = fn(*(Tensor(p, w) for p, w in zip(params, weak)))
     returns_tuple = isinstance(result, (tuple, list))
     results = list(result) if returns_tuple else [result]
     if not results:

@@ -86,11 +86,17 @@ def _compare(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any
         if not any_tensor(a, b):
             return np_fn(a, b)
         dt = result_dtype([a, b])
+        if dt is DType.int32 and any(_outside_int32(v) for v in (a, b)):
+            dt = DType.int64  # NumPy 2 compares with out-of-range Python ints exactly
         shape = broadcast_shapes(shape_of(a), shape_of(b))
         return emit(op, [operand(a, dt, shape), operand(b, dt, shape)])
 
     fn.__name__ = name
     return fn
+
+
+def _outside_int32(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and not -2**31 <= v < 2**31
 
 
 less = _compare("less", "lt", np.less)
