@@ -164,6 +164,8 @@ def _split(terms: Mapping[Expr, int], divisor: Expr) -> tuple[dict[Expr, int], d
 
 
 def floordiv(a: Expr, divisor: Expr, extents: Extents) -> Expr:
+    """``a // divisor`` for non-negative ``a``: (d*Q + R) // d == Q + R // d, and R // d
+    is 0 when R is known to stay below d."""
     if isinstance(divisor, Const) and int(divisor.value) == 1:
         return a
     terms, c = affine(a)
@@ -171,17 +173,16 @@ def floordiv(a: Expr, divisor: Expr, extents: Extents) -> Expr:
     cq = 0
     if isinstance(divisor, Const):
         cq, c = divmod(c, int(divisor.value))
+    ones = sum(v for k, v in quot.items() if isinstance(k, Const))
+    q = add(build({k: v for k, v in quot.items() if not isinstance(k, Const)}, cq),
+            const(ones))
     if _fits(rest, c, divisor, extents):
-        q = build({k: v for k, v in quot.items() if not isinstance(k, Const)}, cq)
-        ones = sum(v for k, v in quot.items() if isinstance(k, Const))
-        return add(q, const(ones))
-    if not terms:
-        return const(c // int(divisor.value)) if isinstance(divisor, Const) else \
-            Op("idiv", (a, divisor), I64)
-    return Op("idiv", (a, divisor), I64)
+        return q
+    return add(q, Op("idiv", (build(rest, c), divisor), I64))
 
 
 def mod(a: Expr, divisor: Expr, extents: Extents) -> Expr:
+    """``a % divisor`` for non-negative ``a``: multiples of the divisor drop out."""
     if isinstance(divisor, Const) and int(divisor.value) == 1:
         return const(0)
     terms, c = affine(a)
@@ -190,7 +191,7 @@ def mod(a: Expr, divisor: Expr, extents: Extents) -> Expr:
         c %= int(divisor.value)
     if _fits(rest, c, divisor, extents):
         return build(rest, c)
-    return Op("imod", (a, divisor), I64)
+    return Op("imod", (build(rest, c), divisor), I64)
 
 
 def ravel(index: list[Expr], shape: tuple[Dim, ...], dims: Mapping[str, Expr]) -> Expr:

@@ -1,0 +1,44 @@
+"""Index arithmetic: reshapes of contiguous data fold back to affine indices."""
+
+from tensorjit.compiler.lowering import index as ix
+from tensorjit.ir.loops import DimParam, Var, format_expr
+
+
+def test_ravel_unravel_folds_to_the_flat_index():
+    i, j = Var("i0"), Var("j0")
+    extents = {"i0": ix.const(6), "j0": ix.const(20)}
+    flat = ix.ravel([i, j], (6, 20), {})
+    assert format_expr(flat) == "((i0 * 20) + j0)"
+    parts = ix.unravel(flat, (6, 4, 5), {}, extents)
+    assert [format_expr(p) for p in parts] == ["i0", "(j0 // 5)", "(j0 % 5)"]
+    assert ix.ravel(parts, (6, 4, 5), {}) is not flat  # div/mod do not fold back...
+    back = ix.unravel(flat, (6, 20), {}, extents)
+    assert back == [i, j]  # ...but a round trip through the same shape does
+
+
+def test_floordiv_and_mod_fold_only_when_the_remainder_fits():
+    j = Var("j0")
+    fits = {"j0": ix.const(5)}
+    too_big = {"j0": ix.const(6)}
+    e = ix.add(ix.mul(Var("i0"), ix.const(5)), j)
+    assert format_expr(ix.floordiv(e, ix.const(5), fits)) == "i0"
+    assert format_expr(ix.mod(e, ix.const(5), fits)) == "j0"
+    assert format_expr(ix.floordiv(e, ix.const(5), too_big)) == "(i0 + (j0 // 5))"
+    assert format_expr(ix.mod(e, ix.const(5), too_big)) == "(j0 % 5)"
+
+
+def test_symbolic_divisor_folds_for_a_variable_of_that_extent():
+    batch = DimParam("batch", 0)
+    i, j = Var("i0"), Var("j0")
+    e = ix.add(ix.mul(i, batch), j)
+    extents = {"j0": batch}
+    assert format_expr(ix.floordiv(e, batch, extents)) == "i0"
+    assert format_expr(ix.mod(e, batch, extents)) == "j0"
+
+
+def test_affine_canonical_form_is_shared():
+    i, j = Var("i0"), Var("j0")
+    a = ix.add(ix.add(i, ix.const(3)), ix.mul(j, ix.const(2)))
+    b = ix.add(ix.mul(j, ix.const(2)), ix.add(ix.const(3), i))
+    assert a is b  # interned: same structure, same object
+    assert ix.sub(a, a) is ix.const(0)
