@@ -119,6 +119,15 @@ def emit(op: str, inputs: Sequence[Tensor], attrs: dict[str, Any] | None = None)
     return Tensor(apply(op, [t.node for t in inputs], attrs, loc=user_location()))
 
 
+def common_shape(*values: Any) -> Shape:
+    """The broadcast shape of the operands; the error names the user's line."""
+    shapes = [shape_of(v) for v in values]
+    try:
+        return broadcast_shapes(*shapes)
+    except ShapeError as exc:
+        raise ShapeError(f"{exc} (at {user_location()})") from None
+
+
 def shape_of(value: Any) -> Shape:
     if isinstance(value, Tensor):
         return value.shape

@@ -14,16 +14,15 @@ import numpy as np
 from tensorjit.compiler.frontend.lift import (
     any_tensor,
     cast,
+    common_shape,
     emit,
     operand,
     result_dtype,
-    shape_of,
     to_tensor,
 )
 from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.dtypes import DType, float_of
 from tensorjit.ir.errors import DTypeError, UnsupportedError
-from tensorjit.ir.shapes import broadcast_shapes
 
 
 def _fail(name: str, dtype: DType) -> DTypeError:
@@ -36,7 +35,7 @@ def _binary(name: str, op: str, np_fn: Callable[..., Any], kind: str) -> Callabl
         if not any_tensor(a, b):
             return np_fn(a, b)
         dt = result_dtype([a, b])
-        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        shape = common_shape(a, b)
         out_op = op
         if kind == "true_divide":
             dt = float_of(dt)
@@ -88,7 +87,7 @@ def _compare(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any
         dt = result_dtype([a, b])
         if dt is DType.int32 and any(_outside_int32(v) for v in (a, b)):
             dt = DType.int64  # NumPy 2 compares with out-of-range Python ints exactly
-        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        shape = common_shape(a, b)
         return emit(op, [operand(a, dt, shape), operand(b, dt, shape)])
 
     fn.__name__ = name
@@ -118,7 +117,7 @@ def _logical(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any
     def fn(a: Any, b: Any) -> Any:
         if not any_tensor(a, b):
             return np_fn(a, b)
-        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        shape = common_shape(a, b)
         return emit(op, [operand(_truth(a), DType.bool, shape),
                          operand(_truth(b), DType.bool, shape)])
 
@@ -233,7 +232,7 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     if not any_tensor(cond, a, b):
         return np.where(cond, a, b)
     dt = result_dtype([a, b])
-    shape = broadcast_shapes(shape_of(cond), shape_of(a), shape_of(b))
+    shape = common_shape(cond, a, b)
     return emit("select", [operand(_truth(cond), DType.bool, shape),
                            operand(a, dt, shape), operand(b, dt, shape)])
 

@@ -1,0 +1,57 @@
+"""The graph IR's text form (golden) and the verifier's explanations."""
+
+import numpy as np
+import pytest
+
+import tensorjit as tj
+from tensorjit.ir.build import const
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.graph import Graph, make_node
+from tensorjit.ir.verifier import verify_graph
+
+
+def test_graph_text_is_stable():
+    def f(x):
+        return tj.exp(x * 2.0).sum(axis=1)
+
+    g = tj.trace(f, tj.TensorSpec(("batch", 4), "float32"))
+    assert str(g) == "\n".join([
+        "graph f(%0: f32[batch,4]) {",
+        "  %1 = const() {value=2.0} : f32[]",
+        "  %2 = broadcast_to(%1) {shape=('batch', 4)} : f32[batch,4]",
+        "  %3 = mul(%0, %2) : f32[batch,4]",
+        "  %4 = exp(%3) : f32[batch,4]",
+        "  %5 = reduce_sum(%4) {axes=(1,)} : f32[batch]",
+        "  return (%5)",
+        "}",
+    ])
+    assert "digraph" in g.to_dot()
+
+
+def test_identical_nodes_are_one_node():
+    x = np.zeros(3, np.float32)
+    g = tj.trace(lambda x: (tj.exp(x) + 1.0, tj.exp(x) + 1.0), x)
+    assert g.outputs[0] is g.outputs[1]
+    assert const(0.0, DType.float32) is not const(-0.0, DType.float32)
+
+
+def test_verifier_points_at_the_offending_node():
+    g = tj.trace(lambda x: x + 1.0, np.zeros(3, np.float32))
+    x = g.params[0]
+    bad = make_node("exp", (x,), {}, (4,), DType.float32)  # shape contradicts the rule
+    with pytest.raises(tj.VerificationError) as info:
+        verify_graph(Graph(g.params, (bad,), "bad"), "a test")
+    text = str(info.value)
+    assert "after a test" in text and "<-- here" in text
+    assert "f32[4] but its rule gives f32[3]" in text
+
+
+def test_errors_name_the_user_line():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(tj.ShapeError) as info:
+        tj.trace(lambda x: x + np.zeros(4, np.float32), x)
+    assert "do not broadcast" in str(info.value)
+    assert "test_printer_verifier.py" in str(info.value)
+    with pytest.raises(tj.ShapeError) as info:
+        tj.trace(lambda x: x.reshape(7), x)
+    assert "test_printer_verifier.py" in str(info.value)
