@@ -157,8 +157,19 @@ def _infer_cast(inputs: Sequence[TypeInfo], attrs: dict[str, Any]) -> TypeInfo:
 
 
 def _reference_cast(args: Sequence[np.ndarray], attrs: dict, out: TypeInfo) -> np.ndarray:
+    x = args[0]
+    if x.dtype.kind == "f" and out.dtype.is_int:
+        # Saturate, as the compiled code does: NaN -> 0, +-Inf and out-of-range values
+        # -> the nearest representable integer (NumPy leaves these undefined).
+        info = np.iinfo(out.dtype.np)
+        lo, hi = np.float64(info.min), np.float64(info.max)
+        wide = np.clip(np.nan_to_num(x.astype(np.float64), nan=0.0), lo, hi)
+        # float64(int64 max) rounds up to 2**63, which does not convert: patch it after
+        top = wide >= hi
+        result = np.where(top, 0.0, wide).astype(out.dtype.np)
+        return np.where(top, info.max, result).astype(out.dtype.np)
     with np.errstate(all="ignore"):
-        return args[0].astype(out.dtype.np)
+        return x.astype(out.dtype.np)
 
 
 register(OpDef(
