@@ -1,7 +1,9 @@
 """The ``tensorjit`` command line.
 
     tensorjit --version
-    tensorjit ir MODULE:FN --spec "x:f32[batch,784]" ... --stage graph|optimized|loops|llvm|llvm-opt|asm
+    tensorjit ir MODULE:FN --spec "x:f32[batch,784]" ... --stage STAGE
+
+STAGE is one of graph, optimized, loops, llvm, llvm-opt, asm.
 """
 
 from __future__ import annotations
