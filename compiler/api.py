@@ -46,7 +46,9 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
             cache: bool = True) -> CompiledFunction:
     """Compile a graph (or trace ``graph(*specs)`` first) to native code.
 
-    ``threads`` is validated and recorded; kernels currently run on the calling thread.
+    ``threads=1`` keeps every kernel on the calling thread; otherwise kernels whose top
+    loop has independent iterations are split over the runtime's thread pool (its size is
+    ``TENSORJIT_NUM_THREADS`` or the number of cores).
     ``fast_math`` lets LLVM reassociate and contract float arithmetic freely.
     """
     _check_options(opt_level, fast_math, threads)
@@ -55,7 +57,7 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
         graph = trace(graph, *specs)
     if os.environ.get("TENSORJIT_DISABLE_CACHE") == "1":
         cache = False
-    key = (str(graph), opt_level, fast_math)
+    key = (str(graph), opt_level, fast_math, threads == 1)
     if cache:
         with _cache_lock:
             hit = _cache.get(key)
@@ -80,7 +82,7 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     target = Target.host()
     entry = f"tj_{graph.name}" if graph.name.isidentifier() else "tj_entry"
     lanes = target.vector_bytes() // 4
-    llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math)
+    llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math, threads=threads)
     llvm_text = str(llvm_module)
     timings["codegen"] = time.perf_counter() - t
     code = jit_compile(llvm_text, opt_level, target)

@@ -237,7 +237,8 @@ Stmt = Store | AccInit | AccUpdate | Loop
 class BufferParam:
     name: str
     dtype: DType
-    role: str  # in | out | temp | scratch | const
+    role: str  # in | out | scratch (private to each call of the kernel, on its stack)
+    numel: int = 0  # scratch only: the static element count
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class Buffer:
     name: str
     dtype: DType
     numel: Size
-    kind: str  # input | output | temp | const
+    kind: str  # input | output | temp | const | scratch (per kernel call, not in the arena)
     position: int = 0  # argument or result position; const buffers: index into consts
 
 
@@ -316,7 +317,8 @@ def _format_stmt(s: Stmt, indent: str, out: list[str]) -> None:
 
 
 def format_kernel(k: Kernel) -> str:
-    params = ", ".join(f"{p.role} {p.name}: {p.dtype.short}" for p in k.params)
+    params = ", ".join(f"{p.role} {p.name}: {p.dtype.short}"
+                       + (f"[{p.numel}]" if p.role == "scratch" else "") for p in k.params)
     out = [f"# {k.note}"] if k.note else []
     out.append(f"kernel {k.name}({params}) {{")
     for s in k.body:

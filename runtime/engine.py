@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import llvmlite.binding as llvm
 
+from tensorjit.runtime import native
+
 _lock = threading.Lock()
 
 
@@ -21,6 +23,8 @@ def _init() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     llvm.initialize_native_asmparser()
+    # Compiled code calls the C runtime (tj_parallel_for) by name.
+    llvm.load_library_permanently(str(native.library_path()))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,15 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum
-from tensorjit.compiler.codegen.types import I32, I64, PTR, lanes_of, mem_type, reg_type
+from tensorjit.compiler.codegen.types import (
+    I32,
+    I64,
+    PTR,
+    lanes_of,
+    mem_type,
+    opaque_alloca,
+    reg_type,
+)
 from tensorjit.compiler.lowering import index as ix
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.loops import (
@@ -50,20 +58,33 @@ BLOCK = 128
 
 class KernelEmitter:
     def __init__(self, module: ir.Module, kernel: Kernel, lanes: int = 16,
-                 fast_math: bool = False) -> None:
+                 fast_math: bool = False, parallel: bool = False) -> None:
+        """Emit ``kernel`` as ``void NAME(ptr bufs..., ptr dims, i64 begin, i64 end)``.
+
+        With ``parallel``, the kernel's single top-level loop runs over [begin, end) only,
+        so that a thread pool can split it; otherwise begin and end are ignored. Scratch
+        buffers are not arguments: each call gets its own on the stack (per thread)."""
         self.kernel = kernel
+        self.parallel = parallel
         self.flags: tuple[str, ...] = ("fast",) if fast_math else CONTRACT
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(kernel.params) + 1))
+        self.args = [p for p in kernel.params if p.role != "scratch"]
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * (len(self.args) + 1) + [I64, I64])
         self.fn = ir.Function(module, fnty, name=kernel.name)
         self.fn.linkage = "internal"
-        for arg, p in zip(self.fn.args, kernel.params):
+        for arg, p in zip(self.fn.args, self.args):
             arg.name = p.name
             arg.add_attribute("noalias")
-        self.fn.args[-1].name = "dims"
-        self.ptrs = {p.name: a for p, a in zip(kernel.params, self.fn.args)}
+        dims, begin, end = self.fn.args[len(self.args):]
+        dims.name, begin.name, end.name = "dims", "begin", "end"
+        self.dims, self.begin, self.end = dims, begin, end
+        self.ptrs = {p.name: a for p, a in zip(self.args, self.fn.args)}
         self.entry = self.fn.append_basic_block("entry")
         body = self.fn.append_basic_block("body")
         self.b = ir.IRBuilder(body)
+        for p in kernel.params:
+            if p.role == "scratch":
+                self.ptrs[p.name] = opaque_alloca(ir.IRBuilder(self.entry),
+                                                  ir.ArrayType(mem_type(p.dtype), p.numel), 64)
         self.max_lanes = lanes
         self.vars: dict[str, ir.Value] = {}
         self.accs: dict[str, tuple[str, DType, ir.Value, ir.Value | None]] = {}
@@ -76,8 +97,13 @@ class KernelEmitter:
 
     # --- driver -------------------------------------------------------------------
     def emit(self) -> ir.Function:
-        for s in self.kernel.body:
-            self.stmt(s)
+        if self.parallel:
+            (top,) = self.kernel.body
+            assert isinstance(top, Loop)
+            self.loop(top, self.begin, self.end)
+        else:
+            for s in self.kernel.body:
+                self.stmt(s)
         self.b.ret_void()
         ir.IRBuilder(self.entry).branch(self.fn.blocks[1])
         return self.fn
@@ -168,12 +194,13 @@ class KernelEmitter:
         b.branch(header)
         b.position_at_end(done)
 
-    def loop(self, s: Loop) -> None:
-        extent = self.scalar(s.extent)
+    def loop(self, s: Loop, start: ir.Value | None = None, stop: ir.Value | None = None) -> None:
+        start = ir.Constant(I64, 0) if start is None else start
+        stop = self.scalar(s.extent) if stop is None else stop
         if s.kind == "vector" and self.max_lanes > 1 and all(
                 isinstance(x, Store) or (isinstance(x, AccUpdate) and x.position is None)
                 for x in s.body):
-            self.vector_loop(s, extent)
+            self.vector_loop(s, start, stop)
             return
 
         def body(i: ir.Value) -> None:
@@ -181,16 +208,16 @@ class KernelEmitter:
             for x in s.body:
                 self.stmt(x)
 
-        self.counted(s.var, ir.Constant(I64, 0), extent, 1, body)
+        self.counted(s.var, start, stop, 1, body)
 
-    def vector_loop(self, s: Loop, extent: ir.Value) -> None:
+    def vector_loop(self, s: Loop, start: ir.Value, extent: ir.Value) -> None:
         """Vector chunks, then a scalar tail. Accumulators are folded block by block
         (cascade summation): each block of ``BLOCK`` vectors sums into a fresh vector
         accumulator that is then added to a running total, which keeps long float sums
         accurate without giving up the vector loop."""
         lanes = self.max_lanes
         b = self.b
-        n_vec = b.and_(extent, ir.Constant(I64, ~(lanes - 1)))
+        n_vec = b.add(start, b.and_(b.sub(extent, start), ir.Constant(I64, ~(lanes - 1))))
         names = list(dict.fromkeys(x.name for x in s.body if isinstance(x, AccUpdate)))
         blocks: dict[str, ir.Value] = {}
         totals: dict[str, ir.Value] = {}
@@ -209,23 +236,23 @@ class KernelEmitter:
             finally:
                 self.vvar, self.lanes, self.vmemo = None, 0, {}
 
-        def block(start: ir.Value) -> None:
+        def block(first: ir.Value) -> None:
             for name in names:
                 kind, dtype, _, _ = self.accs[name]
                 vty = reg_type(dtype, lanes)
                 b.store(splat(accumulator_identity(kind, dtype), vty), blocks[name])
-            end = b.add(start, ir.Constant(I64, lanes * BLOCK))
+            end = b.add(first, ir.Constant(I64, lanes * BLOCK))
             end = b.select(b.icmp_signed("<", end, n_vec), end, n_vec)
-            self.counted(s.var, start, end, lanes, vbody)
+            self.counted(s.var, first, end, lanes, vbody)
             for name in names:
                 kind, dtype, _, _ = self.accs[name]
                 b.store(self.combine(kind, dtype, b.load(totals[name]), b.load(blocks[name])),
                         totals[name])
 
         if names:
-            self.counted(f"{s.var}.block", ir.Constant(I64, 0), n_vec, lanes * BLOCK, block)
+            self.counted(f"{s.var}.block", start, n_vec, lanes * BLOCK, block)
         else:
-            self.counted(s.var, ir.Constant(I64, 0), n_vec, lanes, vbody)
+            self.counted(s.var, start, n_vec, lanes, vbody)
         for name in names:
             kind, dtype, slot, _ = self.accs[name]
             total = self.hreduce(kind, dtype, b.load(totals[name]))
@@ -353,7 +380,7 @@ class KernelEmitter:
         if isinstance(e, Var):
             return self.vars[e.name]
         if isinstance(e, DimParam):
-            ptr = self.b.gep(self.fn.args[-1], [ir.Constant(I64, e.index)], inbounds=True,
+            ptr = self.b.gep(self.dims, [ir.Constant(I64, e.index)], inbounds=True,
                              source_etype=I64)
             return self.b.load(ptr, typ=I64, align=8)
         if isinstance(e, AccRef):

@@ -12,16 +12,19 @@ when there are none). Returns 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmlite import ir
 
 from tensorjit.compiler.codegen.kernel import KernelEmitter
-from tensorjit.compiler.codegen.types import I32, I64, PTR
-from tensorjit.ir.loops import Buffer, Module
+from tensorjit.compiler.codegen.types import I32, I64, PTR, opaque_alloca
+from tensorjit.ir.loops import AccUpdate, Buffer, Const, DimParam, Expr, Kernel, Loop, Module, Op
 from tensorjit.ir.shapes import Size
 
 ALIGN = 64
+# Work (innermost iterations) below which a task is not worth handing to another thread.
+PARALLEL_GRAIN = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,67 @@ def _slot_index(module: Module, buf: Buffer) -> int:
     return n_in + n_out + buf.position
 
 
-def emit_llvm(module: Module, entry_name: str, lanes: int = 16,
-              fast_math: bool = False) -> ir.Module:
+def parallel_plan(kernel: Kernel) -> int | None:
+    """The minimum chunk (iterations of the top loop per task) if the kernel can be split
+    across threads, else None: it must be one top-level loop whose iterations are
+    independent (no accumulator spans them) and whose buffers are its own per call."""
+    if len(kernel.body) != 1 or not isinstance(kernel.body[0], Loop):
+        return None
+    top = kernel.body[0]
+    if any(isinstance(s, AccUpdate) for s in top.body):
+        return None
+    work = 1
+    stack = list(top.body)
+    while stack:
+        s = stack.pop()
+        if isinstance(s, Loop):
+            extent = s.extent.value if isinstance(s.extent, Const) else 1024
+            work = max(work, int(extent))
+            stack.extend(s.body)
+    return max(1, -(-PARALLEL_GRAIN // work))
+
+
+def _index_value(b: ir.IRBuilder, e: Expr, dim: Callable[[str], ir.Value]) -> ir.Value:
+    """An i64 size expression of the loop IR (constants, dims, + and *) in the entry."""
+    if isinstance(e, Const):
+        return ir.Constant(I64, int(e.value))
+    if isinstance(e, DimParam):
+        return dim(e.name)
+    if isinstance(e, Op) and e.op in ("add", "mul"):
+        x, y = (_index_value(b, a, dim) for a in e.args)
+        return b.add(x, y) if e.op == "add" else b.mul(x, y)
+    raise TypeError(f"not a size expression: {e}")
+
+
+def _runtime_parallel_for(m: ir.Module) -> ir.Function:
+    task = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+    fn = m.globals.get("tj_parallel_for")
+    if fn is None:
+        fn = ir.Function(m, ir.FunctionType(I32, [I64, I64, task.as_pointer(), PTR]),
+                         "tj_parallel_for")
+    return fn
+
+
+def _task(m: ir.Module, kernel_fn: ir.Function, n_args: int) -> ir.Function:
+    """``void NAME.task(ptr ctx, i64 begin, i64 end)``: unpack ctx and call the kernel."""
+    task = ir.Function(m, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]),
+                       f"{kernel_fn.name}.task")
+    task.linkage = "internal"
+    ctx, begin, end = task.args
+    b = ir.IRBuilder(task.append_basic_block())
+    args = [b.load(b.gep(ctx, [ir.Constant(I64, k)], source_etype=PTR), typ=PTR)
+            for k in range(n_args)]
+    b.call(kernel_fn, args + [begin, end])
+    b.ret_void()
+    return task
+
+
+def emit_llvm(module: Module, entry_name: str, lanes: int = 16, fast_math: bool = False,
+              threads: int | None = None) -> ir.Module:
     m = ir.Module(name=module.name)
-    kernels = [KernelEmitter(m, k, lanes, fast_math).emit() for k in module.kernels]
+    plans = [None if threads == 1 else parallel_plan(k) for k in module.kernels]
+    kernels = [KernelEmitter(m, k, lanes, fast_math, plan is not None).emit()
+               for k, plan in zip(module.kernels, plans)]
     entry = ir.Function(m, ir.FunctionType(I32, [PTR, PTR, PTR]), name=entry_name)
     bufs, dims, arena = entry.args
     bufs.name, dims.name, arena.name = "buffers", "dims", "arena"
@@ -82,7 +142,21 @@ def emit_llvm(module: Module, entry_name: str, lanes: int = 16,
             slot = b.gep(bufs, [ir.Constant(I64, _slot_index(module, buf))], inbounds=True,
                          source_etype=PTR)
             ptrs[buf.name] = b.load(slot, typ=PTR, align=8)
-    for fn, kernel in zip(kernels, module.kernels):
-        b.call(fn, [ptrs[p.name] for p in kernel.params] + [dims])
+    ctx = None
+    for fn, kernel, plan in zip(kernels, module.kernels, plans):
+        args = [ptrs[p.name] for p in kernel.params if p.role != "scratch"] + [dims]
+        top = kernel.body[0] if kernel.body else None
+        if plan is None or not isinstance(top, Loop):
+            b.call(fn, args + [ir.Constant(I64, 0), ir.Constant(I64, 0)])
+            continue
+        if ctx is None:
+            most = max(len(k.params) + 1 for k in module.kernels)
+            with b.goto_entry_block():
+                ctx = opaque_alloca(b, ir.ArrayType(PTR, most))
+        for k, a in enumerate(args):
+            b.store(a, b.gep(ctx, [ir.Constant(I64, k)], source_etype=PTR))
+        extent = _index_value(b, top.extent, dim)
+        b.call(_runtime_parallel_for(m), [extent, ir.Constant(I64, plan),
+                                          _task(m, fn, len(args)), ctx])
     b.ret(ir.Constant(I32, 0))
     return m

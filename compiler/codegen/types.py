@@ -30,3 +30,13 @@ def mem_type(dtype: DType, lanes: int = 0) -> ir.Type:
 
 def lanes_of(value: ir.Value) -> int:
     return value.type.count if isinstance(value.type, ir.VectorType) else 0
+
+
+def opaque_alloca(b: ir.IRBuilder, ty: ir.Type, align: int = 0) -> ir.Value:
+    """An alloca typed as an opaque ``ptr`` (llvmlite otherwise types it ``T*``, which its
+    builder then refuses to store vectors or other types through)."""
+    slot = b.alloca(ty)
+    if align:
+        slot.align = align
+    slot.type = PTR
+    return slot

@@ -388,7 +388,8 @@ class Lowering:
             body = self._group_body(group, needed, scratch)
             stored = _stored(body)
             params = tuple(
-                BufferParam(b.name, b.dtype, "out" if b.name in stored else "in")
+                BufferParam(b.name, b.dtype, "scratch", b.numel.coef) if b.kind == "scratch"
+                else BufferParam(b.name, b.dtype, "out" if b.name in stored else "in")
                 for b in self.module_buffers + list(temps.values()) + scratch
                 if b.name in stored or b.name in group.loads or b.name in _loaded(body)
             )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tensorjit.compiler.lowering.lower import Group
 
 _LEAVES = (Load, Const, Var, AccRef, DimParam)
+SCRATCH_STACK_BYTES = 256 * 1024
 
 
 def share_across_stages(group: Group, scratch: list[Buffer],
@@ -61,7 +62,11 @@ def share_across_stages(group: Group, scratch: list[Buffer],
             if name is None:
                 name = f"s{len(scratch)}"
                 slots[e] = name
-                scratch.append(Buffer(name, e.dtype, numel(group.inner), "temp"))
+                size = numel(group.inner)
+                # Small rows live on each kernel call's stack (private per thread); larger
+                # or symbolic ones in the arena, and then the kernel runs serially.
+                small = size.is_static and size.coef * e.dtype.itemsize <= SCRATCH_STACK_BYTES
+                scratch.append(Buffer(name, e.dtype, size, "scratch" if small else "temp"))
                 extra.setdefault(first, []).append(Store(name, flat, e))
             return Load(name, flat, e.dtype)
         if isinstance(e, _LEAVES) or not e.children():

@@ -31,7 +31,7 @@ def test_softmax_is_one_row_kernel_reading_its_input_twice():
     # max pass and sum pass read x; the output pass reads exp(x - max) back from scratch
     assert passes_reading(text, "in0") == 2
     assert "s0[j0] = exp(" in text and "div(s0[j0], acc1)" in text
-    assert [b.kind for b in module.buffers] == ["input", "output", "temp"]
+    assert [b.kind for b in module.buffers] == ["input", "output", "scratch"]
     assert module.buffers[2].numel.coef == 1024  # one row of scratch, not the whole array
 
 
