@@ -11,6 +11,10 @@ from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.errors import ShapeError, UnsupportedError
 
 
+class IndexOutOfBoundsError(ShapeError, IndexError):
+    """An integer index outside its axis: a ShapeError, and an IndexError as in NumPy."""
+
+
 def getitem(t: Tensor, index: Any) -> Tensor:
     from tensorjit.compiler.frontend import shape_ops
 
@@ -46,8 +50,8 @@ def getitem(t: Tensor, index: Any) -> Tensor:
             if isinstance(n, str):
                 raise UnsupportedError(f"integer index into symbolic dim {n!r}")
             if not -n <= k < n:
-                raise ShapeError(f"index {k} is out of bounds for axis {axis} with size {n} "
-                                 f"(at {user_location()})")
+                raise IndexOutOfBoundsError(f"index {k} is out of bounds for axis {axis} "
+                                            f"with size {n} (at {user_location()})")
             k %= n
             starts.append(k), stops.append(k + 1), steps.append(1)
         elif isinstance(item, slice):
