@@ -118,6 +118,9 @@ class _Emitter:
         self.bias = 1023 if self.f64 else 127
         ielem = ir.IntType(self.bits)
         self.ity: ir.Type = ir.VectorType(ielem, ty.count) if is_vector(ty) else ielem
+        self.bty: ir.Type = (
+            ir.VectorType(ir.IntType(1), ty.count) if is_vector(ty) else ir.IntType(1)
+        )
 
     # constants
     def c(self, v: float) -> ir.Constant:
@@ -406,13 +409,14 @@ def _tanh(m: _Emitter, x: ir.Value) -> ir.Value:
     with the sign of x. exp overflow gives exactly +-1.
     Max error: float32 1.5 ULP, float64 2 ULP."""
     a = m.fabs(x)
-    z = m.mul(x, x)
-    small = m.fma(m.mul(x, z), m.poly(z, _TANH_F64 if m.f64 else _TANH_F32), x)
+    z = m.mul(a, a)
+    # on |x| so that -0 keeps its sign through copysign below
+    small = m.fma(m.mul(a, z), m.poly(z, _TANH_F64 if m.f64 else _TANH_F32), a)
     e = _exp_nonan(m, m.add(a, a))
     big = m.sub(m.c(1.0), m.div(m.c(2.0), m.add(e, m.c(1.0))))
     # unordered: NaN takes the polynomial path and stays NaN
     use_small = m.ucmp("<", a, m.c(_TANH_CUT[m.f64]))
-    return m.sel(use_small, small, m.copysign(big, x))
+    return m.copysign(m.sel(use_small, small, big), x)
 
 
 # ----------------------------------------------------------------------------
@@ -567,6 +571,7 @@ _PIO2_F64 = (
     float.fromhex("0x1.4cf98e804177dp-164"),
 )
 _INV_PI = 0.3183098861837907
+_TWO_OVER_PI = 0.6366197723675814
 # sin(r) = r + r^3 * P(r^2) on |r| <= pi/2 (one polynomial for sin and cos),
 # minimax relative. float32: 4 terms, fit error 6.1e-9; float64: 8 terms, 2.8e-19.
 _SIN_F32 = (
@@ -587,6 +592,14 @@ _SIN_F64 = (
 )
 
 
+def _reduce_pio2(m: _Emitter, x: ir.Value, k: ir.Value) -> ir.Value:
+    """x - k*pi/2 for an integer-valued float k (four-part Cody-Waite with FMAs)."""
+    r = x
+    for part in _PIO2_F64 if m.f64 else _PIO2_F32:
+        r = m.fma(k, m.c(-part), r)
+    return r
+
+
 def _sincos(m: _Emitter, x: ir.Value, cos: bool) -> ir.Value:
     """sin(x) = (-1)^n sin(x - n*pi), n = rint(x/pi);
     cos(x) = (-1)^(n+1) sin(x - (n+1/2)*pi), n = rint(x/pi - 1/2).
@@ -601,14 +614,14 @@ def _sincos(m: _Emitter, x: ir.Value, cos: bool) -> ir.Value:
     if cos:
         k = m.add(k, m.c(1.0))
         ni = m.b.add(ni, m.ic(1))
-    r = x
-    for part in _PIO2_F64 if m.f64 else _PIO2_F32:
-        r = m.fma(k, m.c(-part), r)
+    r = _reduce_pio2(m, x, k)
     z = m.mul(r, r)
     s = m.fma(m.mul(r, z), m.poly(z, _SIN_F64 if m.f64 else _SIN_F32), r)
     # negate when n (sin) / n+1 (cos) is odd: move its low bit to the sign bit
     flip = m.b.shl(ni, m.ic(m.bits - 1))
     s = m.to_float(m.b.xor(m.to_int(s), flip))
+    if not cos:
+        s = m.sel(m.cmp("==", x, m.c(0.0)), x, s)  # sin(-0) = -0
     bad = m.ucmp("==", m.fabs(x), m.c(math.inf))  # inf or NaN -> NaN
     return m.sel(bad, m.c(math.nan), s)
 
@@ -624,6 +637,174 @@ def _cos(m: _Emitter, x: ir.Value) -> ir.Value:
 
 
 # ----------------------------------------------------------------------------
+# expm1, log1p, log2
+# ----------------------------------------------------------------------------
+
+# expm1(r) = r + r^2/2 + r^3 * P(r) on |r| <= ln2/2, minimax relative.
+# float32: 5 terms, fit error 3.9e-10; float64: 10 terms, 2.7e-19.
+_EXPM1_F32 = (
+    0.1666666567325592,
+    0.041666481643915176,
+    0.0083334194496274,
+    0.00139332446269691,
+    0.00019824138144031167,
+)
+_EXPM1_F64 = (
+    0.16666666666666677,
+    0.04166666666666658,
+    0.008333333333322167,
+    0.001388888888894263,
+    0.00019841269884918772,
+    2.4801587198268635e-05,
+    2.7557245321083056e-06,
+    2.755738703047379e-07,
+    2.5108676139267598e-08,
+    2.087890757878019e-09,
+)
+# Below this expm1 rounds to -1 (-18 > ln(2^-25), -38 > ln(2^-54)).
+_EXPM1_LO = {False: -18.0, True: -38.0}
+
+
+def _expm1(m: _Emitter, x: ir.Value) -> ir.Value:
+    """expm1(x) = 2^n * (expm1(r) + (1 - 2^-n)) with x = n*ln2 + r; for |x| < ln2/2
+    n = 0 and r = x, so small arguments keep full relative accuracy.
+    Max error: float32 1 ULP, float64 1 ULP."""
+    xc = _clamp(m, x, _EXPM1_LO[m.f64], _EXP_HI[m.f64])
+    r, _, n = _exp_reduce(m, xc)
+    u = m.fma(m.mul(r, r), m.poly(r, (0.5,) + (_EXPM1_F64 if m.f64 else _EXPM1_F32)), r)
+    # 1 - 2^-n is exact; clamp n so 2^-n stays a normal number (beyond, 2^-n is negligible)
+    nneg = m.b.sub(m.ic(0), n)
+    nneg = m.b.select(m.b.icmp_signed(">", nneg, m.ic(-60)), nneg, m.ic(-60))
+    res = _scale(m, m.add(u, m.sub(m.c(1.0), m.pow2(nneg))), n)
+    res = m.sel(m.cmp("<", x, m.c(_EXPM1_LO[m.f64])), m.c(-1.0), res)
+    # x itself for NaN and +-0 (keeps the sign of zero)
+    return m.sel(m.ucmp("==", x, m.c(0.0)), x, res)
+
+
+def _log1p(m: _Emitter, x: ir.Value) -> ir.Value:
+    """log1p(x) = log(u) + c with u = fl(1 + x) and c = (x - (u - 1)) / u correcting
+    the rounding of 1 + x to first order (so tiny x gives exactly x).
+    Max error: float32 1 ULP, float64 1 ULP."""
+    u = m.add(x, m.c(1.0))
+    c = m.div(m.sub(x, m.sub(u, m.c(1.0))), u)
+    f, e = _log_parts(m, u)
+    y = m.add(_log1p_reduced(m, f), c)
+    hi, lo = _LN2_F64 if m.f64 else _LN2_F32
+    res = m.fma(e, m.c(hi), m.fma(e, m.c(lo), y))
+    res = _log_special(m, u, res)
+    return m.sel(m.ucmp("==", x, m.c(0.0)), x, res)  # NaN, +-0
+
+
+_LOG2E_F32 = (float.fromhex("0x1.715476p+0"), float.fromhex("0x1.4ae0c0p-26"))
+_LOG2E_F64 = (float.fromhex("0x1.71547652b82fep+0"), float.fromhex("0x1.777d0ffda0d24p-56"))
+
+
+def _log2(m: _Emitter, x: ir.Value) -> ir.Value:
+    """log2(x) = e + log1p(f) * log2(e) with log2(e) in two parts; exact for powers
+    of two. Max error: float32 1 ULP, float64 1 ULP."""
+    f, e = _log_parts(m, x)
+    y = _log1p_reduced(m, f)
+    hi, lo = _LOG2E_F64 if m.f64 else _LOG2E_F32
+    y = m.fma(y, m.c(hi), m.mul(y, m.c(lo)))
+    return _log_special(m, x, m.add(e, y))
+
+
+# ----------------------------------------------------------------------------
+# tan, arctan
+# ----------------------------------------------------------------------------
+
+# tan(r) = r + r^3 * P(r^2) on |r| <= pi/4, minimax relative.
+# float32: 7 terms, fit error 1.3e-9; float64: 15 terms, 8.6e-19.
+_TAN_F32 = (
+    0.33333349227905273,
+    0.13332663476467133,
+    0.05405993387103081,
+    0.021282102912664413,
+    0.010836026631295681,
+    8.927188900997862e-05,
+    0.004376402590423822,
+)
+_TAN_F64 = (
+    0.33333333333333376,
+    0.13333333333325814,
+    0.05396825397264423,
+    0.0218694884064596,
+    0.008863237805864085,
+    0.003592102108079001,
+    0.0014560367609496843,
+    0.0005889087100850136,
+    0.00024359303846675095,
+    8.39647882073503e-05,
+    6.648004301863329e-05,
+    -2.469193120463439e-05,
+    4.78467350216038e-05,
+    -2.388158885977821e-05,
+    9.711420878496965e-06,
+)
+
+
+def _tan(m: _Emitter, x: ir.Value) -> ir.Value:
+    """tan(x) with q = rint(2x/pi), r = x - q*pi/2 (same Cody-Waite reduction and
+    range as sin/cos): tan(r) for even q, -1/tan(r) for odd q.
+    Max error: float32 2 ULP, float64 2 ULP (same range as sin)."""
+    qf, qi = m.round_shift(x, _TWO_OVER_PI)
+    r = _reduce_pio2(m, x, qf)
+    z = m.mul(r, r)
+    t = m.fma(m.mul(r, z), m.poly(z, _TAN_F64 if m.f64 else _TAN_F32), r)
+    odd = m.b.trunc(qi, m.bty)
+    res = m.sel(odd, m.div(m.c(-1.0), t), t)
+    res = m.sel(m.cmp("==", x, m.c(0.0)), x, res)  # tan(-0) = -0
+    return m.sel(m.ucmp("==", m.fabs(x), m.c(math.inf)), m.c(math.nan), res)
+
+
+# atan(t) = t + t^3 * P(t^2) on |t| <= tan(pi/8), minimax relative.
+# float32: 5 terms, fit error 6.7e-10; float64: 12 terms, 4.7e-20.
+_ATAN_F32 = (
+    -0.33333316445350647,
+    0.19998471438884735,
+    -0.14243532717227936,
+    0.10593810677528381,
+    -0.06078213080763817,
+)
+_ATAN_F64 = (
+    -0.33333333333333326,
+    0.1999999999999765,
+    -0.14285714285385986,
+    0.11111111088071107,
+    -0.09090908141300794,
+    0.07692282698215198,
+    -0.06666226030717282,
+    0.05877016146011281,
+    -0.05218376531099761,
+    0.04503467665237402,
+    -0.03347322337643746,
+    0.01519452446262579,
+)
+_PIO4_F32 = (float.fromhex("0x1.921fb6p-1"), float.fromhex("-0x1.777a5cp-26"))
+_PIO4_F64 = (float.fromhex("0x1.921fb54442d18p-1"), float.fromhex("0x1.1a62633145c07p-55"))
+
+
+def _arctan(m: _Emitter, x: ir.Value) -> ir.Value:
+    """arctan(x) for a = |x| reduced to |t| <= tan(pi/8) by one division:
+    a <= tan(pi/8): t = a; a <= tan(3pi/8): pi/4 + atan((a-1)/(a+1));
+    beyond: pi/2 + atan(-1/a). The offset is added in two parts; sign of x restored.
+    Max error: float32 1 ULP, float64 1 ULP."""
+    a = m.fabs(x)
+    lo_rng = m.cmp("<=", a, m.c(0.41421356237309503))
+    mid_rng = m.cmp("<=", a, m.c(2.414213562373095))
+    one = m.c(1.0)
+    num = m.sel(lo_rng, a, m.sel(mid_rng, m.sub(a, one), m.c(-1.0)))
+    den = m.sel(lo_rng, one, m.sel(mid_rng, m.add(a, one), a))
+    t = m.div(num, den)
+    z = m.mul(t, t)
+    p = m.mul(m.mul(t, z), m.poly(z, _ATAN_F64 if m.f64 else _ATAN_F32))
+    hi, lo = _PIO4_F64 if m.f64 else _PIO4_F32
+    k = m.sel(lo_rng, m.c(0.0), m.sel(mid_rng, one, m.c(2.0)))  # offset = k*pi/4
+    res = m.fma(k, m.c(hi), m.add(t, m.fma(k, m.c(lo), p)))
+    return m.copysign(res, x)  # NaN stays NaN (a NaN takes the -1/a branch)
+
+
+# ----------------------------------------------------------------------------
 # Dispatch
 # ----------------------------------------------------------------------------
 
@@ -635,6 +816,11 @@ _UNARY: dict[str, Callable[[_Emitter, ir.Value], ir.Value]] = {
     "erf": _erf,
     "sin": _sin,
     "cos": _cos,
+    "expm1": _expm1,
+    "log1p": _log1p,
+    "log2": _log2,
+    "tan": _tan,
+    "arctan": _arctan,
 }
 
 MATH_FUNCTIONS: frozenset[str] = frozenset(_UNARY)
