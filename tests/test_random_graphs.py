@@ -1,5 +1,6 @@
 """Hypothesis-generated graphs: random compositions of elementwise ops, broadcasting,
-reductions and movement, compiled and compared with the reference interpreter AND with
+reductions, casts and movement (reshape, transpose, strided slices, expand_dims,
+broadcast_to, flip, pad, concatenate), compiled and compared with the reference interpreter AND with
 NumPy running the very same Python function (tj functions fall back to NumPy on arrays).
 
 A program is a list of steps over a growing list of values (the inputs first); each step
@@ -74,6 +75,13 @@ def apply_step(step: Step, vals: list[Any]) -> Any:
         return tj.broadcast_to(vals[step[1]], step[2])
     if kind == "astype":
         return vals[step[1]].astype(step[2])
+    if kind == "flip":
+        return tj.flip(vals[step[1]], step[2])
+    if kind == "pad":
+        return tj.pad(vals[step[1]], step[2])
+    if kind == "concat":
+        _, i, j, axis = step
+        return tj.concatenate([vals[i], vals[j]], axis=axis)
     raise AssertionError(kind)
 
 
@@ -93,7 +101,8 @@ def _draw_step(draw: Any, vals: list[np.ndarray], is_float: bool) -> Step | None
     i = draw(st.integers(0, len(vals) - 1))
     x = vals[i]
     kind = draw(st.sampled_from(["unary", "binary", "binary", "reduce", "center", "reshape",
-                                 "transpose", "slice", "expand_dims", "broadcast_to"]))
+                                 "transpose", "slice", "expand_dims", "broadcast_to",
+                                 "astype", "flip", "pad", "concat"]))
     if kind == "unary":
         return ("unary", draw(st.sampled_from(FLOAT_UNARY if is_float else INT_UNARY)), i)
     if kind == "binary":
@@ -139,6 +148,22 @@ def _draw_step(draw: Any, vals: list[np.ndarray], is_float: bool) -> Step | None
         lead = draw(st.sampled_from([(), (2,), (3,)]))
         shape = lead + tuple(draw(st.sampled_from([d, 3])) if d == 1 else d for d in x.shape)
         return ("broadcast_to", i, shape)
+    if kind == "astype":
+        targets = ["float32", "float64"] if is_float else ["int32", "int64", "float64"]
+        return ("astype", i, draw(st.sampled_from(targets)))
+    if kind in ("flip", "pad", "concat") and x.ndim == 0:
+        return None
+    if kind == "flip":
+        return ("flip", i, draw(st.integers(-x.ndim, x.ndim - 1)))
+    if kind == "pad":
+        return ("pad", i, tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                                for _ in range(x.ndim)))
+    if kind == "concat":
+        axis = draw(st.integers(-x.ndim, x.ndim - 1))
+        same = [j for j, v in enumerate(vals) if v.ndim == x.ndim and v.dtype == x.dtype and
+                all(a == b for k, (a, b) in enumerate(zip(v.shape, x.shape))
+                    if k != axis % x.ndim)]
+        return ("concat", i, draw(st.sampled_from(same)), axis)
     raise AssertionError(kind)
 
 
