@@ -66,8 +66,9 @@ def _infer_slice(inputs: Sequence[TypeInfo], attrs: dict[str, Any]) -> TypeInfo:
 
 
 def _ref_slice(args: Sequence[np.ndarray], attrs: dict, out: TypeInfo) -> np.ndarray:
+    # A symbolic stop is a whole symbolic axis (the only slice of one that is allowed).
     idx = tuple(
-        slice(s, None if (p < 0 and e < 0) else e, p)
+        slice(s, None if isinstance(e, str) or (p < 0 and e < 0) else e, p)
         for s, e, p in zip(attrs["starts"], attrs["stops"], attrs["steps"])
     )
     return args[0][idx]
