@@ -31,6 +31,7 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.mathlib import (
     MATH_FUNCTIONS,
+    TRIG_MAX_ARG_F64,
     element_type,
     emit_math,
     is_vector,
@@ -48,8 +49,56 @@ CASES = [(dt, w) for dt in (np.float32, np.float64) for w in WIDTHS[dt]]
 # measured bounds; the brief's contract is 4 ULP (float32) / 1e-13 relative (float64).
 ULP_BOUND = {np.float32: 4, np.float64: 4}
 
-# Arguments of sin/cos/tan for which the documented accuracy holds.
-TRIG_RANGE = {np.float32: 1e5, np.float64: 1e9}
+# Arguments of sin/cos/tan for which the documented accuracy holds: every finite
+# float32; float64 up to 2^50 (beyond: NaN, tested below).
+TRIG_RANGE = {np.float32: np.inf, np.float64: TRIG_MAX_ARG_F64}
+
+# Arguments closest to multiples of pi/2 (continued-fraction search per binade):
+# the reduced argument is ~1e-9 (float32) / ~1e-18 (float64) of pi/2 there.
+HARD_TRIG_F32 = [
+    21999384576.0,
+    43998769152.0,
+    1522788990976.0,
+    87997538304.0,
+    42781604.0,
+    175995076608.0,
+    52516.43359375,
+    2709675.5,
+    620046656.0,
+    85563208.0,
+    351990153216.0,
+    105032.8671875,
+    2023.1856689453125,
+    267058.9375,
+    5419351.0,
+    1240093312.0,
+    171126416.0,
+    8129026.5,
+    2238.384765625,
+    703980306432.0,
+]
+HARD_TRIG_F64 = [
+    45.553093477052,
+    91.106186954104,
+    14461176.67027838,
+    182.212373908208,
+    28922353.34055676,
+    364.424747816416,
+    57844706.68111352,
+    728.849495632832,
+    115689413.36222704,
+    563416747700.2246,
+    205097628711448.4,
+    1457.698991265664,
+    231378826.72445408,
+    1126833495400.4492,
+    410195257422896.8,
+    2915.397982531328,
+    321307.9594422229,
+    1690250243100.6738,
+    1698673.2849629424,
+    462757653.44890815,
+]
 
 
 # ----------------------------------------------------------------------------------
@@ -256,7 +305,7 @@ def sweep(name: str, dtype: type, n: int = 400_000) -> np.ndarray:
     parts.append(thresholds(name, dtype))
     x = np.concatenate(parts)
     if name in ("sin", "cos", "tan"):
-        x = x[~(np.abs(x) > TRIG_RANGE[dtype])]  # keeps NaN
+        x = x[~(np.abs(x) > TRIG_RANGE[dtype])]  # keeps NaN and inf
     return x
 
 
@@ -405,25 +454,54 @@ def _mp_reference(name: str, x: np.ndarray) -> np.ndarray:
 def _near_multiples_of_pio2(dtype: type, limit: float, count: int, seed: int) -> np.ndarray:
     """Floats closest to k*pi/2 (and their neighbours): the reduced argument is tiny
     there, so any error in the reduction shows up as a large relative error."""
-    rng = np.random.default_rng(seed)
-    kmax = int(limit / (np.pi / 2))
-    k = np.unique(np.concatenate([np.arange(1, 200), rng.integers(1, kmax, count)]))
     mp = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(seed)
+    kmax = int(min(limit, 2.0**60) / (np.pi / 2))
+    k = np.unique(np.concatenate([np.arange(1, 200), rng.integers(1, kmax, count)]))
     with mp.workdps(60):
         centre = np.array([float(mp.mpf(int(v)) * mp.pi / 2) for v in k]).astype(dtype)
+    hard = HARD_TRIG_F64 if dtype is np.float64 else HARD_TRIG_F32
+    centre = np.concatenate([centre, np.array(hard, dtype)])
     x = np.concatenate(
         [centre, np.nextafter(centre, dtype(0)), np.nextafter(centre, dtype(np.inf))]
     )
-    return np.concatenate([x, -x])
+    x = np.concatenate([x, -x])
+    return x[np.abs(x) <= limit]
 
 
 @pytest.mark.parametrize("name", [n for n in ("sin", "cos", "tan") if n in NAMES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_trig_near_multiples_of_pi_over_2(name: str, dtype: type) -> None:
-    """Relative accuracy holds even where the result is close to zero."""
+    """Relative accuracy holds even where the result is close to zero (or, for tan,
+    close to a pole): no absolute-error escape hatch is needed."""
     x = _near_multiples_of_pio2(dtype, TRIG_RANGE[dtype], 300, seed=7)
     got = kernels(dtype, WIDTHS[dtype][1])(name, x)
     assert_close(name, x, got, _mp_reference(name, x), ULP_BOUND[dtype])
+
+
+@pytest.mark.parametrize("name", [n for n in ("sin", "cos", "tan") if n in NAMES])
+@pytest.mark.parametrize("width", WIDTHS[np.float32])
+def test_trig_float32_huge_arguments(name: str, width: int) -> None:
+    """float32 reduces exactly for every finite argument (Payne-Hanek path)."""
+    rng = np.random.default_rng(99)
+    lo, hi = np.float32(2.0**15).view(np.uint32), np.finfo(np.float32).max.view(np.uint32)
+    x = rng.integers(lo, hi, 300_000, dtype=np.uint32, endpoint=True).view(np.float32)
+    x = np.concatenate([x, -x, np.float32([65536.0, 65535.996, 1e10, 1e20, 1e30, -1e38])])
+    want = reference(name, x)
+    assert_close(name, x, kernels(np.float32, width)(name, x), want, ULP_BOUND[np.float32])
+
+
+@pytest.mark.parametrize("name", [n for n in ("sin", "cos", "tan") if n in NAMES])
+def test_trig_float64_range_limit(name: str) -> None:
+    """float64: accurate up to 2^50, NaN beyond (documented, not silently wrong)."""
+    top = TRIG_MAX_ARG_F64
+    inside = np.array([top, -top, np.nextafter(top, 0), top * 0.75, 1e15, -1e15])
+    outside = np.array(
+        [np.nextafter(top, np.inf), 2.0 * top, 1e16, 1e20, 1e300, -1e300, np.finfo(np.float64).max]
+    )
+    k = kernels(np.float64, 8)
+    assert_close(name, inside, k(name, inside), _mp_reference(name, inside), ULP_BOUND[np.float64])
+    assert np.isnan(k(name, outside)).all()
 
 
 @pytest.mark.parametrize("name", ["exp", "tanh"])
