@@ -83,15 +83,23 @@ def _mangle(ty: ir.Type) -> str:
 
 
 def declare_intrinsic(
-    module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type]
+    module: ir.Module,
+    name: str,
+    ret: ir.Type,
+    args: Sequence[ir.Type],
+    overloads: Sequence[ir.Type] | None = None,
 ) -> ir.Function:
     """Declare (once per module) the overloaded intrinsic ``name`` for these types.
 
-    The overload suffix is the mangled return type, which is right for the
-    unary/ternary float intrinsics used here (``llvm.fma.v16f32``,
-    ``llvm.fabs.f64``...). llvmlite's ``declare_intrinsic`` does not know
-    vector types, hence this helper."""
-    full = f"{name}.{_mangle(ret)}"
+    The name gets one mangled suffix per overloaded type: by default the return
+    type, which is right for the elementwise intrinsics (``llvm.fma.v16f32``,
+    ``llvm.fabs.f64``, ``llvm.fshl.v16i32``); pass ``overloads`` when LLVM
+    overloads on other types, e.g. ``overloads=[v8i1]`` for
+    ``llvm.vector.reduce.or.v8i1`` or ``[f32, i32]`` for ``llvm.powi.f32.i32``.
+    llvmlite's ``Module.declare_intrinsic`` does not know vector types, hence
+    this helper."""
+    suffix = ".".join(_mangle(t) for t in (overloads if overloads is not None else [ret]))
+    full = f"{name}.{suffix}"
     existing = module.globals.get(full)
     if existing is not None:
         return existing
