@@ -13,8 +13,14 @@ from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
-from tensorjit.compiler.codegen.mathlib import MATH_FUNCTIONS, declare_intrinsic, emit_math, splat
-from tensorjit.compiler.codegen.types import lanes_of, reg_type
+from tensorjit.compiler.codegen.mathlib import (
+    MATH_FUNCTIONS,
+    TRIG_MAX_ARG_F64,
+    declare_intrinsic,
+    emit_math,
+    splat,
+)
+from tensorjit.compiler.codegen.types import I1, lanes_of, reg_type
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.errors import UnsupportedError
 
@@ -52,7 +58,7 @@ def _libm(b: ir.IRBuilder, name: str, args: Sequence[ir.Value], dtype: DType) ->
 
 def _float_max(b: ir.IRBuilder, x: ir.Value, y: ir.Value, is_max: bool) -> ir.Value:
     # NumPy: (x >= y || isnan(x)) ? x : y  (keeps NaN from either side; -0.0 vs 0.0 as NumPy)
-    keep = b.fcmp_unordered(">=" if is_max else "<=", x, y)
+    keep = b.or_(b.fcmp_ordered(">=" if is_max else "<=", x, y), b.fcmp_unordered("uno", x, x))
     return b.select(keep, x, y)
 
 
@@ -97,15 +103,14 @@ def _float_divmod(b: ir.IRBuilder, x: ir.Value, y: ir.Value, dtype: DType,
     if want_mod:
         fixed = b.select(fix, b.fadd(mod, y), mod)
         signed_zero = intrinsic(b, "llvm.copysign", [zero, y])
-        out = b.select(b.fcmp_unordered("==", mod, zero), signed_zero, fixed)
-        # y == 0: fmod gives NaN already.
-        return out
+        # NaN (from NaN or Inf operands, or y == 0) stays NaN.
+        return b.select(b.fcmp_ordered("==", mod, zero), signed_zero, fixed)
     div = b.select(fix, b.fsub(div, _const(dtype, 1.0, x)), div)
     floordiv = intrinsic(b, "llvm.floor", [div])
     floordiv = b.select(b.fcmp_ordered(">", b.fsub(div, floordiv), _const(dtype, 0.5, x)),
                         b.fadd(floordiv, _const(dtype, 1.0, x)), floordiv)
     zero_div = intrinsic(b, "llvm.copysign", [zero, b.fdiv(x, y)])
-    out = b.select(b.fcmp_ordered("!=", div, zero), floordiv, zero_div)
+    out = b.select(b.fcmp_unordered("!=", div, zero), floordiv, zero_div)  # NaN -> floor(NaN)
     # y == 0: NumPy returns x / y (inf or nan).
     return b.select(b.fcmp_ordered("==", y, zero), b.fdiv(x, y), out)
 
@@ -162,10 +167,35 @@ def _compare(op: str) -> Emitter:
     return emit
 
 
+def _trig_huge_fallback(b: ir.IRBuilder, name: str, x: ir.Value, fast: ir.Value) -> ir.Value:
+    """Lanes with |x| beyond mathlib's float64 range take libm's exact reduction, on a
+    branch that only runs when some lane needs it (huge arguments are rare)."""
+    huge = b.fcmp_ordered(">", intrinsic(b, "llvm.fabs", [x]),
+                          _const(DType.float64, TRIG_MAX_ARG_F64, x))
+    n = lanes_of(x)
+    any_huge = huge
+    if n:
+        name_or = f"llvm.vector.reduce.or.v{n}i1"
+        reduce_or = b.module.globals.get(name_or) or ir.Function(
+            b.module, ir.FunctionType(I1, [huge.type]), name_or)
+        any_huge = b.call(reduce_or, [huge])
+    before = b.block
+    with b.if_then(any_huge, likely=False):
+        slow = b.select(huge, _libm(b, name, [x], DType.float64), fast)
+        then = b.block
+    merged = b.phi(fast.type)
+    merged.add_incoming(fast, before)
+    merged.add_incoming(slow, then)
+    return merged
+
+
 def _transcendental(name: str) -> Emitter:
     def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
         if name in MATH_FUNCTIONS:
-            return emit_math(b, name, a[0])
+            fast = emit_math(b, name, a[0])
+            if name in ("sin", "cos", "tan") and dt is DType.float64:
+                return _trig_huge_fallback(b, name, a[0], fast)
+            return fast
         if name == "sigmoid":
             return _sigmoid_fallback(b, a[0], dt)
         return _libm(b, name, a, dt)
@@ -184,9 +214,10 @@ def _abs(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ..
 def _sign(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
     x = a[0]
     zero, one, minus = _const(dt, 0, x), _const(dt, 1, x), _const(dt, -1, x)
-    if dt.is_float:  # NaN and +-0 pass through, as in NumPy
+    if dt.is_float:  # NaN passes through; -0.0 gives 0.0, as in NumPy
+        rest = b.select(b.fcmp_ordered("==", x, zero), zero, x)
         return b.select(b.fcmp_ordered(">", x, zero), one,
-                        b.select(b.fcmp_ordered("<", x, zero), minus, x))
+                        b.select(b.fcmp_ordered("<", x, zero), minus, rest))
     return b.select(b.icmp_signed(">", x, zero), one,
                     b.select(b.icmp_signed("<", x, zero), minus, zero))
 
