@@ -5,6 +5,7 @@
 """
 
 from tensorjit.compiler.api import JitFunction, compile, jit
+from tensorjit.compiler.autodiff_api import grad, hessian, jvp, value_and_grad, vjp
 from tensorjit.compiler.frontend import nn
 from tensorjit.compiler.frontend.numpy_api import *  # noqa: F403 (the NumPy mirror)
 from tensorjit.compiler.frontend.numpy_api import __all__ as _numpy_names
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CompiledFunction", "DType", "DTypeError", "Graph", "JitFunction", "ShapeError", "Tensor",
     "TensorJitError", "TensorSpec", "UnsupportedError", "VerificationError", "bool_",
-    "compile", "float32", "float64", "int32", "int64", "interpret", "jit", "nn", "trace",
+    "compile", "float32", "float64", "grad", "hessian", "int32", "int64", "interpret", "jit",
+    "jvp", "nn", "trace", "value_and_grad", "vjp",
     *_numpy_names,
 ]
