@@ -230,7 +230,46 @@ class Loop:
     kind: str = "serial"  # serial | vector | parallel
 
 
-Stmt = Store | AccInit | AccUpdate | Loop
+@dataclass(frozen=True)
+class Gemm:
+    """One block of rows of a blocked matrix product ``out = epilogue(A @ B)``.
+
+    Computes rows ``[block * mc, min(m, block * mc + mc))`` of an ``m x n`` result with
+    a register-blocked micro-kernel of ``mr x nr`` (see ``compiler/codegen/gemm.py``).
+    ``A[i, k]`` is at ``a_base + i * a_sm + k * a_sk`` (any strides: transposed or sliced
+    operands are read in place while packing); ``b_packed`` holds B in panels of ``nr``
+    columns (``pack_b`` layout: panel p, row k at ``b_base + (p * k_extent + k) * nr``);
+    the result element ``(i, j)`` goes to ``out[out_base + i * n + j]`` as the value of
+    ``epilogue``, an expression of ``AccRef("gemm.acc")`` (the product) and the variables
+    ``gm``/``gn`` (row and column) — bias, activation and residual fused into the store.
+    """
+
+    block: Expr
+    m: Expr
+    n: Expr
+    k: Expr
+    a: str
+    a_base: Expr
+    a_sm: Expr
+    a_sk: Expr
+    b_packed: str
+    b_base: Expr
+    out: str
+    out_base: Expr
+    epilogue: Expr
+    dtype: DType
+    mc: int
+    kc: int
+    mr: int
+    nr: int
+
+    @property
+    def acc(self) -> Expr:
+        return AccRef(GEMM_ACC, self.dtype)
+
+
+GEMM_ACC = "gemm.acc"
+Stmt = Store | AccInit | AccUpdate | Loop | Gemm
 
 
 @dataclass(frozen=True)
@@ -314,6 +353,15 @@ def _format_stmt(s: Stmt, indent: str, out: list[str]) -> None:
     elif isinstance(s, AccUpdate):
         pos = f" at {format_expr(s.position)}" if s.position is not None else ""
         out.append(f"{indent}{s.name} <- {format_expr(s.value)}{pos}")
+    elif isinstance(s, Gemm):
+        a = f"{s.a}[{format_expr(s.a_base)} + gm*{format_expr(s.a_sm)} + gk*{format_expr(s.a_sk)}]"
+        out.append(f"{indent}gemm rows {format_expr(s.block)}*{s.mc} +{s.mc} of "
+                   f"{format_expr(s.m)}x{format_expr(s.n)}x{format_expr(s.k)} "
+                   f"(tile {s.mr}x{s.nr}, kc {s.kc}) {{")
+        out.append(f"{indent}  {GEMM_ACC} = sum(gk) {a} * {s.b_packed}[packed]")
+        out.append(f"{indent}  {s.out}[{format_expr(s.out_base)} + gm*n + gn] = "
+                   f"{format_expr(s.epilogue)}")
+        out.append(f"{indent}}}")
 
 
 def format_kernel(k: Kernel) -> str:
@@ -372,6 +420,15 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
                 raise VerificationError(f"kernel {k.name}: update of undeclared "
                                         f"accumulator {s.name}\n" + format_kernel(k))
             _verify_expr(k, s.value, vars_, accs, params)
+        elif isinstance(s, Gemm):
+            for buf in (s.a, s.b_packed, s.out):
+                if buf not in params:
+                    raise VerificationError(f"kernel {k.name}: gemm uses undeclared {buf}\n"
+                                            + format_kernel(k))
+            gemm_vars = vars_ | {"gm", "gn"}
+            for e in (s.block, s.m, s.n, s.k, s.a_base, s.a_sm, s.a_sk, s.b_base, s.out_base):
+                _verify_expr(k, e, vars_, accs, params)
+            _verify_expr(k, s.epilogue, gemm_vars, accs | {GEMM_ACC}, params)
         elif isinstance(s, Store):
             if s.buffer not in params:
                 raise VerificationError(f"kernel {k.name}: store to undeclared {s.buffer}\n"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from tensorjit.compiler.codegen.gemm import emit_gemm
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum
 from tensorjit.compiler.codegen.types import (
@@ -35,6 +36,7 @@ from tensorjit.ir.loops import (
     Const,
     DimParam,
     Expr,
+    Gemm,
     Kernel,
     Load,
     Loop,
@@ -94,6 +96,7 @@ class KernelEmitter:
         self.lanes = 0
         self.vmemo: dict[Expr, tuple[ir.Value, bool]] = {}
         self.vaccs: dict[str, ir.Value] = {}
+        self.vleaf: Expr | None = None  # a leaf bound to a vector (matmul epilogues)
 
     # --- driver -------------------------------------------------------------------
     def emit(self) -> ir.Function:
@@ -126,6 +129,8 @@ class KernelEmitter:
                 pos = self._alloca(I64)
                 self.b.store(ir.Constant(I64, 0), pos)
             self.accs[s.name] = (s.kind, s.dtype, slot, pos)
+        elif isinstance(s, Gemm):
+            emit_gemm(self, s)
         elif isinstance(s, AccUpdate):
             kind, dtype, slot, pos = self.accs[s.name]
             value = self.scalar(s.value)
@@ -160,17 +165,49 @@ class KernelEmitter:
         return maximum(self.b, acc, value, dtype, kind == "max")
 
     def store(self, buffer: str, index: ir.Value, value: ir.Value, dtype: DType) -> None:
-        ptr = self.b.gep(self.ptrs[buffer], [index], inbounds=True, source_etype=mem_type(dtype))
+        self.store_ptr(self.ptrs[buffer], index, value, dtype)
+
+    def store_ptr(self, base: ir.Value, index: ir.Value, value: ir.Value, dtype: DType) -> None:
+        ptr = self.b.gep(base, [index], inbounds=True, source_etype=mem_type(dtype))
         if dtype is DType.bool:
             value = self.b.zext(value, mem_type(dtype, lanes_of(value)))
         self.b.store(value, ptr, align=dtype.itemsize)
 
-    def load(self, buffer: str, index: ir.Value, dtype: DType, lanes: int = 0) -> ir.Value:
-        ptr = self.b.gep(self.ptrs[buffer], [index], inbounds=True, source_etype=mem_type(dtype))
-        value = self.b.load(ptr, typ=mem_type(dtype, lanes), align=dtype.itemsize)
+    def load(self, buffer: str, index: ir.Value, dtype: DType, lanes: int = 0,
+             align: int = 0) -> ir.Value:
+        return self.load_ptr(self.ptrs[buffer], index, dtype, lanes, align)
+
+    def load_ptr(self, base: ir.Value, index: ir.Value, dtype: DType, lanes: int = 0,
+                 align: int = 0) -> ir.Value:
+        ptr = self.b.gep(base, [index], inbounds=True, source_etype=mem_type(dtype))
+        value = self.b.load(ptr, typ=mem_type(dtype, lanes), align=align or dtype.itemsize)
         if dtype is DType.bool:
             value = self.b.icmp_unsigned("!=", value, splat(0, value.type))
         return value
+
+    def as_vector_of(self, value: ir.Value, dtype: DType, lanes: int) -> ir.Value:
+        """Broadcast a scalar to ``lanes`` lanes."""
+        ty = reg_type(dtype, lanes)
+        undef = ir.Constant(ty, ir.Undefined)
+        one = self.b.insert_element(undef, value, ir.Constant(I32, 0))
+        return self.b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, lanes),
+                                                               [0] * lanes))
+
+    def evaluate_at(self, e: Expr, leaf: Expr, value: ir.Value, gm: ir.Value, gn: ir.Value,
+                    lanes: int) -> ir.Value:
+        """``e`` with ``leaf`` bound to ``value`` at row ``gm`` and column(s) ``gn`` (a
+        vector of ``lanes`` columns from ``gn`` when lanes > 0): a matmul epilogue."""
+        self.vars["gm"], self.vars["gn"] = gm, gn
+        self.memo.append({leaf: value} if not lanes else {})
+        try:
+            if not lanes:
+                return self.scalar(e)
+            self.vvar, self.lanes, self.vmemo = "gn", lanes, {leaf: (value, True)}
+            self.vleaf = leaf
+            return self.as_vector(self.vexpr(e), e.dtype)
+        finally:
+            self.vvar, self.lanes, self.vmemo, self.vleaf = None, 0, {}, None
+            self.memo.pop()
 
     # --- loops ----------------------------------------------------------------------
     def counted(self, var: str, start: ir.Value, stop: ir.Value, step: int,
@@ -311,10 +348,11 @@ class KernelEmitter:
         return coef
 
     def _mentions(self, e: Expr) -> bool:
+        """Does ``e`` vary across the lanes (the vector variable or a vector leaf)?"""
         stack = [e]
         while stack:
             x = stack.pop()
-            if isinstance(x, Var) and x.name == self.vvar:
+            if (isinstance(x, Var) and x.name == self.vvar) or x is self.vleaf:
                 return True
             stack.extend(x.children())
         return False

@@ -19,7 +19,18 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.kernel import KernelEmitter
 from tensorjit.compiler.codegen.types import I32, I64, PTR, opaque_alloca
-from tensorjit.ir.loops import AccUpdate, Buffer, Const, DimParam, Expr, Kernel, Loop, Module, Op
+from tensorjit.ir.loops import (
+    AccUpdate,
+    Buffer,
+    Const,
+    DimParam,
+    Expr,
+    Gemm,
+    Kernel,
+    Loop,
+    Module,
+    Op,
+)
 from tensorjit.ir.shapes import Size
 
 ALIGN = 64
@@ -69,6 +80,8 @@ def parallel_plan(kernel: Kernel) -> int | None:
     stack = list(top.body)
     while stack:
         s = stack.pop()
+        if isinstance(s, Gemm):
+            return 1  # a block of matrix rows is plenty of work
         if isinstance(s, Loop):
             extent = s.extent.value if isinstance(s.extent, Const) else 1024
             work = max(work, int(extent))
@@ -77,14 +90,15 @@ def parallel_plan(kernel: Kernel) -> int | None:
 
 
 def _index_value(b: ir.IRBuilder, e: Expr, dim: Callable[[str], ir.Value]) -> ir.Value:
-    """An i64 size expression of the loop IR (constants, dims, + and *) in the entry."""
+    """An i64 size expression of the loop IR (constants, dims, + - * // %) in the entry."""
     if isinstance(e, Const):
         return ir.Constant(I64, int(e.value))
     if isinstance(e, DimParam):
         return dim(e.name)
-    if isinstance(e, Op) and e.op in ("add", "mul"):
+    if isinstance(e, Op) and e.op in ("add", "sub", "mul", "idiv", "imod"):
         x, y = (_index_value(b, a, dim) for a in e.args)
-        return b.add(x, y) if e.op == "add" else b.mul(x, y)
+        return {"add": b.add, "sub": b.sub, "mul": b.mul, "idiv": b.sdiv,
+                "imod": b.srem}[e.op](x, y)
     raise TypeError(f"not a size expression: {e}")
 
 

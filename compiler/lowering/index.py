@@ -221,3 +221,35 @@ def unravel(flat: Expr, shape: tuple[Dim, ...], dims: Mapping[str, Expr],
 def clamp(i: Expr, hi: Expr) -> Expr:
     """min(max(i, 0), hi - 1): keeps a speculative load inside its buffer."""
     return Op("imin", (Op("imax", (i, const(0)), I64), sub(hi, const(1))), I64)
+
+
+def mentions(e: Expr, name: str) -> bool:
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Var) and x.name == name:
+            return True
+        stack.extend(x.children())
+    return False
+
+
+def linear_in(e: Expr, name: str) -> tuple[Expr, Expr] | None:
+    """``e == coef * name + rest`` with coef and rest free of variable ``name``, or None."""
+    terms, c = affine(e)
+    coef: Expr = const(0)
+    rest: dict[Expr, int] = {}
+    for atom, k in terms.items():
+        if isinstance(atom, Var) and atom.name == name:
+            coef = add(coef, const(k))
+        elif isinstance(atom, Op) and atom.op == "mul" and len(atom.args) == 2 and any(
+                isinstance(a, Var) and a.name == name for a in atom.args):
+            other = atom.args[1] if isinstance(atom.args[0], Var) and \
+                atom.args[0].name == name else atom.args[0]
+            if mentions(other, name):
+                return None
+            coef = add(coef, mul(other, const(k)))
+        elif mentions(atom, name):
+            return None
+        else:
+            rest[atom] = k
+    return coef, build(rest, c)

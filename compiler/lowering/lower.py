@@ -25,8 +25,10 @@ from tensorjit.compiler.lowering import index as ix
 from tensorjit.compiler.lowering.fusion import materialized_nodes
 from tensorjit.compiler.lowering.scratch import share_across_stages
 from tensorjit.compiler.lowering.values import CannotFuse, KernelScope, NotFlat, ValueBuilder
+from tensorjit.ir.dtypes import DType
 from tensorjit.ir.graph import ConstArray, Graph, Node
 from tensorjit.ir.loops import (
+    GEMM_ACC,
     AccInit,
     AccRef,
     AccUpdate,
@@ -35,6 +37,7 @@ from tensorjit.ir.loops import (
     Const,
     DimParam,
     Expr,
+    Gemm,
     Kernel,
     Load,
     Loop,
@@ -46,11 +49,12 @@ from tensorjit.ir.loops import (
     accumulator_identity,
 )
 from tensorjit.ir.ops import Category, get_op
-from tensorjit.ir.shapes import Shape, numel
+from tensorjit.ir.shapes import Shape, Size, numel
 
 # Reductions whose accumulation is an elementwise op (so they can accumulate in place).
 _COMBINE = {"reduce_sum": "add", "reduce_prod": "mul", "reduce_max": "maximum",
             "reduce_min": "minimum"}
+_GEMM_DTYPES = frozenset({DType.float32, DType.float64, DType.int32, DType.int64})
 ACCUMULATOR_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
              "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
 
@@ -74,6 +78,7 @@ class Group:
     loads: set[str] = field(default_factory=set)
     axes_key: tuple = ()
     body: tuple[Stmt, ...] = ()
+    gemm: dict = field(default_factory=dict)  # the Gemm statement's fields (mode "gemm")
 
 
 class Lowering:
@@ -86,7 +91,9 @@ class Lowering:
         self.output_names: dict[Node, list[str]] = {}
         self.consts: list[ConstArray] = []
         self.groups: list[Group] = []
+        self.extra_temps: list[Buffer] = []  # packed matmul operands
         self._acc_count = 0
+        self.readers = _readers(self.roots)
         self._name_buffers()
 
     # --- buffers ----------------------------------------------------------------------
@@ -130,7 +137,10 @@ class Lowering:
             if root.op == "const" and root not in self.output_names:
                 continue
             if root.op == "matmul":
-                self.groups.append(self._matmul(root))
+                self.groups.extend(self._matmul(root))
+                continue
+            if self.groups and self.groups[-1].mode == "gemm" and \
+                    self._fuse_epilogue(self.groups[-1], root):
                 continue
             if self.groups and self.groups[-1].mode in ("flat", "rows") and self._join(root):
                 continue
@@ -296,7 +306,105 @@ class Lowering:
         return tuple(Loop("j0", extent, (Store(r, j, Load(first, j, root.dtype)),), "vector")
                      for r in rest)
 
-    def _matmul(self, root: Node) -> Group:
+    def _matmul(self, root: Node) -> list[Group]:
+        """A blocked GEMM (a B-packing kernel, then the ``Gemm`` kernel) where the shapes
+        allow, else a plain vectorized loop nest."""
+        plan = self._gemm(root)
+        return plan if plan is not None else [self._naive_matmul(root)]
+
+    def _gemm(self, root: Node) -> list[Group] | None:
+        a, b = root.inputs
+        batch, m_dim, n_dim, k_dim = root.shape[:-2], root.shape[-2], root.shape[-1], \
+            a.shape[-1]
+        if not isinstance(n_dim, int) or root.dtype not in _GEMM_DTYPES:
+            return None
+        nr = 64 // root.dtype.itemsize * 2
+        mc, kc, mr = 96, 256, 6
+        bvars = self._vars("i", batch)
+        m_e, k_e = ix.dim_expr(m_dim, self.dims), ix.dim_expr(k_dim, self.dims)
+        group = Group("gemm", batch, (), KernelScope())
+        extents = {f"i{k}": ix.dim_expr(d, self.dims) for k, d in enumerate(batch)}
+        extents.update(gm=m_e, gk=k_e, gn=ix.const(n_dim), pk=k_e, pj=ix.const(nr))
+        builder = ValueBuilder(self.buffers, self.dims, extents, group.scope)
+        a_val = builder.at(a, bvars + [Var("gm"), Var("gk")])
+        split_m = ix.linear_in(a_val.index, "gm") if isinstance(a_val, Load) else None
+        split_k = ix.linear_in(split_m[1], "gk") if split_m else None
+        if split_m is None or split_k is None:
+            return None
+        assert isinstance(a_val, Load)
+        # Pack B into panels of nr columns: panel p, depth k at (p * K + k) * nr.
+        panels, full = -(-n_dim // nr), n_dim // nr
+        pack_builder = ValueBuilder(self.buffers, self.dims, dict(extents, pp=ix.const(panels)),
+                                    KernelScope())
+
+        def column(panel: Expr) -> Expr:
+            return ix.add(ix.mul(panel, ix.const(nr)), Var("pj"))
+
+        b_val = pack_builder.at(b, bvars + [Var("pk"), column(Var("pp"))])
+        shared = not any(ix.mentions(b_val, f"i{k}") for k in range(len(batch)))
+        per_batch = Size(panels * nr) * Size.product([k_dim])
+        name = f"p{len(self.extra_temps)}"
+        self.extra_temps.append(Buffer(name, root.dtype, per_batch if shared else
+                                       per_batch * Size.product(batch), "temp"))
+        b_base = ix.const(0) if shared else ix.mul(ix.ravel(bvars, batch, self.dims),
+                                                    ix.size_expr(per_batch, self.dims))
+
+        def pack(panel: Expr, value: Expr) -> tuple[Stmt, ...]:
+            slot = ix.add(b_base, ix.add(ix.mul(ix.add(ix.mul(panel, k_e), Var("pk")),
+                                                ix.const(nr)), Var("pj")))
+            return (Loop("pk", k_e, (Loop("pj", ix.const(nr), (Store(name, slot, value),),
+                                          "vector"),)),)
+
+        body: tuple[Stmt, ...] = ()
+        if full:
+            body += (Loop("pp", ix.const(full), pack(Var("pp"), b_val)),)
+        if full != panels:  # the last, partial panel: zeros past column n
+            last = ix.const(full)
+            inside = Op("lt", (column(last), ix.const(n_dim)), DType.bool)
+            tail = pack_builder.at(b, bvars + [Var("pk"),
+                                               ix.clamp(column(last), ix.const(n_dim))])
+            body += pack(last, Op("select", (inside, tail, Const(0, root.dtype)), root.dtype))
+        pack_group = Group("pack", (), (), KernelScope())
+        pack_group.body = body if shared else self._outer_loops(batch, body)
+        pack_group.loads = pack_builder.loads
+        pack_group.roots.append(root)
+        group.gemm = dict(
+            m=m_e, n=ix.const(n_dim), k=k_e, a=a_val.buffer, a_base=split_k[1],
+            a_sm=split_m[0], a_sk=split_k[0], b_packed=name, b_base=b_base,
+            out=self._targets(root)[0], out_base=ix.ravel(bvars + [ix.const(0)] * 2,
+                                                           root.shape, self.dims),
+            epilogue=AccRef(GEMM_ACC, root.dtype), dtype=root.dtype, mc=mc, kc=kc, mr=mr,
+            nr=nr)
+        group.loads = builder.loads | {name}
+        group.roots.append(root)
+        group.scope.stored.add(root)
+        return [pack_group, group]
+
+    def _fuse_epilogue(self, group: Group, root: Node) -> bool:
+        """Fold an elementwise consumer of a matmul (bias, activation, residual) into the
+        GEMM's store, so the product is never written out on its own."""
+        mm = group.roots[0]
+        if len(group.roots) > 1 or root.shape != mm.shape or mm in self.output_names \
+                or self.readers.get(mm) != {root} or root.op in ("param", "const") \
+                or get_op(root.op).category is Category.REDUCE:
+            return False
+        batch = mm.shape[:-2]
+        index = self._vars("i", batch) + [Var("gm"), Var("gn")]
+        scope = KernelScope({mm: GEMM_ACC}, ix.ravel(index, mm.shape, self.dims))
+        extents = {f"i{k}": ix.dim_expr(d, self.dims) for k, d in enumerate(batch)}
+        extents.update(gm=group.gemm["m"], gn=group.gemm["n"])
+        builder = ValueBuilder(self.buffers, self.dims, extents, scope)
+        try:
+            value = builder.define(root, index)
+        except CannotFuse:
+            return False
+        group.gemm.update(epilogue=value, out=self._targets(root)[0])
+        group.roots.append(root)
+        group.loads |= builder.loads
+        group.scope.stored.add(root)
+        return True
+
+    def _naive_matmul(self, root: Node) -> Group:
         a, b = root.inputs
         batch = root.shape[:-2]
         group = Group("matmul", batch + root.shape[-2:-1], (a.shape[-1], root.shape[-1]),
@@ -337,8 +445,13 @@ class Lowering:
         return body
 
     def _group_body(self, group: Group, needed: set[Node], scratch: list[Buffer]) -> tuple:
-        if group.mode in ("matmul", "columns"):
+        if group.mode in ("matmul", "columns", "pack"):
             return group.body
+        if group.mode == "gemm":
+            g = group.gemm
+            blocks = ix.floordiv(ix.add(g["m"], ix.const(g["mc"] - 1)), ix.const(g["mc"]), {})
+            body = (Loop("gb", blocks, (Gemm(block=Var("gb"), **g),)),)
+            return self._outer_loops(group.outer, body) + self._copies(group.roots[-1])
         stage_extra = share_across_stages(group, scratch, self.dims)
         stmts: list[Stmt] = []
         for s, stage in enumerate(group.stages):
@@ -377,7 +490,7 @@ class Lowering:
             loaded |= g.loads
         needed = {n for n in self.roots
                   if n in self.output_names or self.buffers.get(n) in loaded}
-        temps: dict[str, Buffer] = {}
+        temps: dict[str, Buffer] = {b.name: b for b in self.extra_temps}
         for node in self.roots:
             name = self.buffers[node]
             if name.startswith("t") and node in needed:
@@ -420,7 +533,8 @@ def _walk(body: tuple[Stmt, ...]):  # type: ignore[no-untyped-def]
 
 
 def _stored(body: tuple[Stmt, ...]) -> set[str]:
-    return {s.buffer for s in _walk(body) if isinstance(s, Store)}
+    return {s.out if isinstance(s, Gemm) else s.buffer for s in _walk(body)
+            if isinstance(s, (Store, Gemm))}
 
 
 def _loaded(body: tuple[Stmt, ...]) -> set[str]:
@@ -431,6 +545,9 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
             exprs = [s.index, s.value]
         elif isinstance(s, AccUpdate):
             exprs = [s.value] + ([s.position] if s.position is not None else [])
+        elif isinstance(s, Gemm):
+            out |= {s.a, s.b_packed}
+            exprs = [s.epilogue]
         stack = exprs
         while stack:
             x = stack.pop()
@@ -438,6 +555,24 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
                 out.add(x.buffer)
             stack.extend(x.children())
     return out
+
+
+def _readers(roots: dict[Node, str]) -> dict[Node, set[Node]]:
+    """For each materialized node, the roots whose inlined expressions read it."""
+    readers: dict[Node, set[Node]] = {}
+    for root in roots:
+        seen: set[Node] = set()
+        stack = list(root.inputs)
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in roots:
+                readers.setdefault(node, set()).add(root)
+            else:
+                stack.extend(node.inputs)
+    return readers
 
 
 def lower(graph: Graph) -> Module:

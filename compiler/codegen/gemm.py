@@ -1,0 +1,185 @@
+"""The blocked matrix-product template behind the loop IR's ``Gemm`` statement.
+
+For one block of ``mc`` rows: for each block of ``kc`` depths, pack the rows' slice of
+A into ``mr``-row panels on the stack (reading A through its strides, so transposed or
+sliced operands are never copied), then for every ``nr``-column panel of the pre-packed
+B and every ``mr``-row panel run the register-blocked micro-kernel: ``mr x nr`` results
+held in ``mr * nr / lanes`` vector registers, per depth step ``nr / lanes`` vector loads
+of B, ``mr`` broadcasts of A and ``mr * nr / lanes`` FMAs. Partial sums of earlier depth
+blocks are added back from the output; after the last block the epilogue (bias,
+activation, residual, ...) is applied in registers and the result is stored once. Edge
+tiles compute on zero padding and store only their valid rows and columns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llvmlite import ir
+
+from tensorjit.compiler.codegen.mathlib import splat
+from tensorjit.compiler.codegen.ops import intrinsic
+from tensorjit.compiler.codegen.types import I32, I64, mem_type, opaque_alloca, reg_type
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.loops import Gemm
+
+if TYPE_CHECKING:
+    from tensorjit.compiler.codegen.kernel import KernelEmitter
+
+
+def tile_for(dtype: DType, vector_bytes: int) -> tuple[int, int, int, int]:
+    """(mc, kc, mr, nr) for this dtype: nr is two vectors; mr * nr / lanes accumulators
+    plus two B vectors and one A broadcast fit the 32 vector registers of AVX-512."""
+    lanes = vector_bytes // dtype.itemsize
+    return 96, 256, 6, 2 * lanes
+
+
+def _i64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
+    b = k.b
+    dt = g.dtype
+    lanes = 64 // dt.itemsize if k.max_lanes >= 16 else 32 // dt.itemsize
+    nvec = g.nr // lanes
+    vty, ety, mty = reg_type(dt, lanes), reg_type(dt), mem_type(dt)
+    m, n, kk = k.scalar(g.m), k.scalar(g.n), k.scalar(g.k)
+    a_base, a_sm, a_sk = k.scalar(g.a_base), k.scalar(g.a_sm), k.scalar(g.a_sk)
+    b_base, out_base = k.scalar(g.b_base), k.scalar(g.out_base)
+
+    def smin(x: ir.Value, y: ir.Value) -> ir.Value:
+        return b.select(b.icmp_signed("<", x, y), x, y)
+
+    m0 = b.mul(k.scalar(g.block), _i64(g.mc))
+    m1 = smin(m, b.add(m0, _i64(g.mc)))
+    entry = ir.IRBuilder(k.entry)
+    packed_a = opaque_alloca(entry, ir.ArrayType(mty, g.mc * g.kc), 64)
+    accs = [[entry.alloca(vty) for _ in range(nvec)] for _ in range(g.mr)]
+    n_kb = b.sdiv(b.add(kk, _i64(g.kc - 1)), _i64(g.kc))
+    n_kb = b.select(b.icmp_signed("<", n_kb, _i64(1)), _i64(1), n_kb)  # K == 0: one empty block
+    rows = b.sub(m1, m0)
+    m_panels = b.sdiv(b.add(rows, _i64(g.mr - 1)), _i64(g.mr))
+    n_panels = b.sdiv(b.add(n, _i64(g.nr - 1)), _i64(g.nr))
+    zero = splat(0, ety)
+
+    def depth_block(kb: ir.Value) -> None:
+        k0 = b.mul(kb, _i64(g.kc))
+        depth = smin(_i64(g.kc), b.sub(kk, k0))
+        depth = b.select(b.icmp_signed("<", depth, _i64(0)), _i64(0), depth)
+        first = b.icmp_signed("==", kb, _i64(0))
+        last = b.icmp_signed("==", kb, b.sub(n_kb, _i64(1)))
+
+        def pack_panel(p: ir.Value) -> None:
+            def pack_step(d: ir.Value) -> None:
+                col = b.mul(b.add(k0, d), a_sk)
+                for i in range(g.mr):
+                    row = b.add(b.add(m0, b.mul(p, _i64(g.mr))), _i64(i))
+                    inside = b.icmp_signed("<", row, m1)
+                    safe = b.select(inside, row, m0)  # never read past A
+                    src = b.add(a_base, b.add(b.mul(safe, a_sm), col))
+                    value = b.select(inside, k.load(g.a, src, dt), zero)
+                    dst = b.add(b.mul(b.add(b.mul(p, depth), d), _i64(g.mr)), _i64(i))
+                    k.store_ptr(packed_a, dst, value, dt)
+
+            k.counted("gpd", _i64(0), depth, 1, pack_step)
+
+        k.counted("gpa", _i64(0), m_panels, 1, pack_panel)
+
+        def column_panel(p: ir.Value) -> None:
+            n0 = b.mul(p, _i64(g.nr))
+            cols = smin(_i64(g.nr), b.sub(n, n0))
+            b_panel = b.add(b_base, b.mul(b.add(b.mul(p, kk), k0), _i64(g.nr)))
+
+            def row_panel(q: ir.Value) -> None:
+                for row in accs:
+                    for slot in row:
+                        b.store(splat(0, vty), slot)
+                a_panel = b.mul(b.mul(q, depth), _i64(g.mr))
+
+                def step(d: ir.Value) -> None:
+                    bv = [k.load(g.b_packed, b.add(b.add(b_panel, b.mul(d, _i64(g.nr))),
+                                                   _i64(h * lanes)), dt, lanes, align=64)
+                          for h in range(nvec)]
+                    a_row = b.add(a_panel, b.mul(d, _i64(g.mr)))
+                    for i in range(g.mr):
+                        av = k.load_ptr(packed_a, b.add(a_row, _i64(i)), dt)
+                        av = k.as_vector_of(av, dt, lanes)
+                        for h in range(nvec):
+                            acc = b.load(accs[i][h])
+                            if dt.is_float:
+                                acc = intrinsic(b, "llvm.fma", [av, bv[h], acc])
+                            else:
+                                acc = b.add(b.mul(av, bv[h]), acc)
+                            b.store(acc, accs[i][h])
+
+                k.counted("gk", _i64(0), depth, 1, step)
+                row0 = b.add(m0, b.mul(q, _i64(g.mr)))
+                valid_rows = b.sub(m1, row0)
+                full = b.icmp_signed("==", cols, _i64(g.nr))
+                with b.if_else(full) as (vector_store, lane_store):
+                    with vector_store:
+                        _store_tile(k, g, accs, row0, valid_rows, n0, None, first, last,
+                                    out_base, n, lanes)
+                    with lane_store:
+                        _store_tile(k, g, accs, row0, valid_rows, n0, cols, first, last,
+                                    out_base, n, lanes)
+
+            k.counted("gmt", _i64(0), m_panels, 1, row_panel)
+
+        k.counted("gnp", _i64(0), n_panels, 1, column_panel)
+
+    k.counted("gkb", _i64(0), n_kb, 1, depth_block)
+
+
+def _store_tile(k: KernelEmitter, g: Gemm, accs: list[list[ir.Value]], row0: ir.Value,
+                valid_rows: ir.Value, n0: ir.Value, cols: ir.Value | None, first: ir.Value,
+                last: ir.Value, out_base: ir.Value, n: ir.Value, lanes: int) -> None:
+    """Add earlier depth blocks' partial sums, apply the epilogue after the last block,
+    store. ``cols`` None: a full tile, whole vectors; else lane by lane, ``cols`` lanes."""
+    b = k.b
+    dt = g.dtype
+    for i in range(g.mr):
+        with b.if_then(b.icmp_signed("<", _i64(i), valid_rows)):
+            gm = b.add(row0, _i64(i))
+            row_base = b.add(out_base, b.mul(gm, n))
+            if cols is None:
+                for h in range(len(accs[i])):
+                    gn = b.add(n0, _i64(h * lanes))
+                    index = b.add(row_base, gn)
+                    value = b.load(accs[i][h])
+                    earlier = k.load(g.out, index, dt, lanes)
+                    value = b.select(first, value, _add(b, dt, value, earlier))
+                    _finish(k, g, value, gm, gn, index, last, lanes)
+            else:
+                def lane(j: ir.Value, i: int = i, gm: ir.Value = gm,
+                         row_base: ir.Value = row_base) -> None:
+                    h = b.sdiv(j, _i64(lanes))
+                    within = b.trunc(b.srem(j, _i64(lanes)), I32)
+                    vec = b.load(accs[i][0])
+                    for other in range(1, len(accs[i])):
+                        vec = b.select(b.icmp_signed("==", h, _i64(other)),
+                                       b.load(accs[i][other]), vec)
+                    gn = b.add(n0, j)
+                    index = b.add(row_base, gn)
+                    value = b.extract_element(vec, within)
+                    earlier = k.load(g.out, index, dt)
+                    value = b.select(first, value, _add(b, dt, value, earlier))
+                    _finish(k, g, value, gm, gn, index, last, 0)
+
+                k.counted("gj", _i64(0), cols, 1, lane)
+
+
+def _add(b: ir.IRBuilder, dt: DType, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.fadd(x, y) if dt.is_float else b.add(x, y)
+
+
+def _finish(k: KernelEmitter, g: Gemm, value: ir.Value, gm: ir.Value, gn: ir.Value,
+            index: ir.Value, last: ir.Value, lanes: int) -> None:
+    b = k.b
+    with b.if_else(last) as (done, partial):
+        with done:
+            k.store(g.out, index, k.evaluate_at(g.epilogue, g.acc, value, gm, gn, lanes),
+                    g.epilogue.dtype)
+        with partial:
+            k.store(g.out, index, value, g.dtype)
