@@ -27,13 +27,6 @@ if TYPE_CHECKING:
     from tensorjit.compiler.codegen.kernel import KernelEmitter
 
 
-def tile_for(dtype: DType, vector_bytes: int) -> tuple[int, int, int, int]:
-    """(mc, kc, mr, nr) for this dtype: nr is two vectors; mr * nr / lanes accumulators
-    plus two B vectors and one A broadcast fit the 32 vector registers of AVX-512."""
-    lanes = vector_bytes // dtype.itemsize
-    return 96, 256, 6, 2 * lanes
-
-
 def _i64(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 

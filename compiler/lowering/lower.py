@@ -54,6 +54,10 @@ from tensorjit.ir.shapes import Shape, Size, numel
 # Reductions whose accumulation is an elementwise op (so they can accumulate in place).
 _COMBINE = {"reduce_sum": "add", "reduce_prod": "mul", "reduce_max": "maximum",
             "reduce_min": "minimum"}
+# (mc, kc, mr, nr) by element size: nr is two 64-byte vectors; the mr x nr accumulators,
+# two B vectors and an A broadcast fit AVX-512's 32 registers; a kc x nr panel of B
+# stays in L1 and an mc x kc block of A in L2.
+GEMM_TILES = {4: (96, 256, 6, 32), 8: (96, 256, 6, 16)}
 _GEMM_DTYPES = frozenset({DType.float32, DType.float64, DType.int32, DType.int64})
 ACCUMULATOR_KIND = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
              "reduce_min": "min", "argmax": "argmax", "argmin": "argmin"}
@@ -318,8 +322,7 @@ class Lowering:
             a.shape[-1]
         if not isinstance(n_dim, int) or root.dtype not in _GEMM_DTYPES:
             return None
-        nr = 64 // root.dtype.itemsize * 2
-        mc, kc, mr = 96, 256, 6
+        mc, kc, mr, nr = GEMM_TILES[root.dtype.itemsize]
         bvars = self._vars("i", batch)
         m_e, k_e = ix.dim_expr(m_dim, self.dims), ix.dim_expr(k_dim, self.dims)
         group = Group("gemm", batch, (), KernelScope())
