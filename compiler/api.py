@@ -20,11 +20,13 @@ import numpy as np
 from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
 from tensorjit.compiler.frontend.trace import trace
 from tensorjit.compiler.lowering.lower import lower
+from tensorjit.compiler.persistent import Lookup, graph_identity
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
 from tensorjit.ir.loops import format_module, verify_module
 from tensorjit.ir.verifier import verify_graph
 from tensorjit.runtime.compiled import ArenaItem, ArgSpec, CompiledFunction, Signature
+from tensorjit.runtime.diskcache import disabled as cache_disabled
 from tensorjit.runtime.engine import Target, jit_compile
 
 _OPTIONS = ("opt_level", "fast_math", "threads", "cache")
@@ -55,23 +57,30 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
     t0 = time.perf_counter()
     if not isinstance(graph, Graph):
         graph = trace(graph, *specs)
-    if os.environ.get("TENSORJIT_DISABLE_CACHE") == "1":
+    if cache_disabled():
         cache = False
-    key = (str(graph), opt_level, fast_math, threads == 1)
-    if cache:
-        with _cache_lock:
-            hit = _cache.get(key)
-        if hit is not None:
-            return hit
-    fn = _build(graph, opt_level, fast_math, threads, t0)
-    if cache:
-        with _cache_lock:
-            _cache.setdefault(key, fn)
+    # The text shows constant arrays by shape only: their digests are part of the key.
+    identity = graph_identity(graph)
+    key = (identity, opt_level, fast_math, threads == 1)
+    if not cache:
+        return _build(graph, opt_level, fast_math, threads, t0)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    disk = Lookup(graph, identity, {"opt_level": opt_level, "fast_math": fast_math,
+                                    "parallel": threads != 1})
+    fn = disk.get(lambda: _build(graph, opt_level, fast_math, threads, time.perf_counter()))
+    if fn is None:
+        fn = _build(graph, opt_level, fast_math, threads, t0)
+        disk.put(fn)
+    with _cache_lock:
+        _cache.setdefault(key, fn)
     return fn
 
 
 def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
-           t0: float) -> CompiledFunction:
+           t0: float, target: Target | None = None) -> CompiledFunction:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     verify_graph(graph, "compile")
@@ -79,7 +88,7 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     verify_module(module)
     timings["lower"] = time.perf_counter() - t
     t = time.perf_counter()
-    target = Target.host()
+    target = target or Target.host()
     entry = f"tj_{graph.name}" if graph.name.isidentifier() else "tj_entry"
     lanes = target.vector_bytes() // 4
     llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math, threads=threads)

@@ -271,6 +271,14 @@ class CompiledFunction:
                     inputs[j] = a.copy()  # the kernels assume inputs and outputs do not alias
         return given
 
+    # --- pickling -------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickles the machine code (an object file, or an AOT library's bytes) with the
+        signature: the receiving process loads it without tracing or compiling."""
+        from tensorjit.runtime.serialize import reduce_compiled
+
+        return reduce_compiled(self)
+
     # --- introspection --------------------------------------------------------------
     def ir(self, stage: str = "graph") -> str:
         """The text of a compilation stage: one of ``stages()``."""

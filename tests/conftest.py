@@ -10,7 +10,11 @@ finder and do not need them.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +29,9 @@ def _shadows_repo(entry: str) -> bool:
 
 
 sys.path[:] = [p for p in sys.path if not _shadows_repo(p)]
+
+# The session compiles into a persistent cache of its own (fresh each run, removed at
+# exit), never into the user's: results cannot depend on what an earlier run left there.
+_CACHE_DIR = tempfile.mkdtemp(prefix="tensorjit-test-cache-")
+os.environ["TENSORJIT_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
