@@ -224,3 +224,6 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:  # noqa: 
         return sq
     raise UnsupportedError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', "
                            f"got {reduction!r}")
+
+
+from tensorjit.compiler.frontend.conv import avg_pool2d, conv2d, max_pool2d  # noqa: E402, F401

@@ -12,7 +12,8 @@ from __future__ import annotations
 from tensorjit.ir.graph import ConstArray, Graph, Node
 from tensorjit.ir.ops import Category, get_op
 
-_VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})
+# Index maps cheap enough to evaluate while packing an operand (window: a fused im2col).
+_VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice", "window"})
 
 
 def materialized_nodes(graph: Graph) -> dict[Node, str]:

@@ -70,7 +70,35 @@ def add(a: Expr, b: Expr) -> Expr:
     terms = dict(ta)
     for k, v in tb.items():
         terms[k] = terms.get(k, 0) + v
-    return build({k: v for k, v in terms.items() if v}, ca + cb)
+    terms, c = _recombine({k: v for k, v in terms.items() if v}, ca + cb)
+    return build(terms, c)
+
+
+def _recombine(terms: dict[Expr, int], c: int) -> tuple[dict[Expr, int], int]:
+    """``q * (x // d) * d + q * (x % d)`` -> ``q * x``: a reshape's unravel followed by a
+    ravel of the same split collapses back to the flat index."""
+    for atom in list(terms):
+        if not (isinstance(atom, Op) and atom.op == "imod" and atom in terms):
+            continue
+        x, d = atom.args
+        quotient = Op("idiv", (x, d), I64)
+        coef = terms[atom]
+        scaled = quotient if not isinstance(d, Const) else None
+        if isinstance(d, Const) and terms.get(quotient, 0) == coef * int(d.value):
+            del terms[atom], terms[quotient]
+        elif scaled is not None:
+            product = Op("mul", tuple(sorted((quotient, d), key=_order)), I64)
+            if terms.get(product, 0) != coef:
+                continue
+            del terms[atom], terms[product]
+        else:
+            continue
+        tx, cx = affine(x)
+        for k, v in tx.items():
+            terms[k] = terms.get(k, 0) + v * coef
+        c += cx * coef
+        terms = {k: v for k, v in terms.items() if v}
+    return terms, c
 
 
 def sub(a: Expr, b: Expr) -> Expr:

@@ -95,6 +95,8 @@ class Lowering:
         self.output_names: dict[Node, list[str]] = {}
         self.consts: list[ConstArray] = []
         self.groups: list[Group] = []
+        # why a root did not join the kernel before it (read by lowering/report.py)
+        self.split_reasons: dict[Node, str] = {}
         self.extra_temps: list[Buffer] = []  # packed matmul operands
         self._acc_count = 0
         self.readers = _readers(self.roots)
@@ -184,6 +186,10 @@ class Lowering:
             raise AssertionError("an elementwise root always starts its own kernel")
         return group
 
+    def _refuse(self, root: Node, reason: str) -> bool:
+        self.split_reasons.setdefault(root, reason)
+        return False
+
     def _join(self, root: Node) -> bool:
         group = self.groups[-1]
         if group.mode == "flat":
@@ -194,13 +200,13 @@ class Lowering:
 
     def _add_flat(self, group: Group, root: Node) -> bool:
         if get_op(root.op).category is Category.REDUCE or numel(root.shape) != group.inner[0]:
-            return False
+            return self._refuse(root, "not an elementwise result of the flat kernel's size")
         builder = self._builder(group)
         flat = Var("j0")
         try:
             value = builder.at_flat(root, flat, define=True)
-        except (NotFlat, CannotFuse):
-            return False
+        except (NotFlat, CannotFuse) as exc:
+            return self._refuse(root, f"not addressable by the flat index ({exc})")
         if not group.stages:
             group.stages.append(Stage("store", group.inner))
         group.stages[0].items.append((root, value, flat))
@@ -216,7 +222,7 @@ class Lowering:
                 group.axes_key == () and axes == tuple(range(src.ndim - len(group.inner),
                                                              src.ndim))
                 and src.shape == group.outer + group.inner):
-            return False
+            return self._refuse(root, "reduces another shape or other axes than the kernel")
         outer, inner = self._vars("i", group.outer), self._vars("j", group.inner)
         index: list[Expr] = []
         o, i = iter(outer), iter(inner)
@@ -225,8 +231,8 @@ class Lowering:
         builder = self._builder(group)
         try:
             value = builder.at(src, index)
-        except CannotFuse:
-            return False
+        except CannotFuse as exc:
+            return self._refuse(root, str(exc))
         kind = ACCUMULATOR_KIND[root.op]
         position = None
         if kind in ("argmax", "argmin"):
@@ -254,15 +260,16 @@ class Lowering:
             inner_shape = ()
             index = outer
         else:
-            return False
+            return self._refuse(root, "its shape is neither the kernel's rows nor one per row")
         if group.axes_key and inner_shape and group.axes_key[1] != tuple(
                 range(len(group.outer), len(group.outer) + len(group.inner))):
-            return False  # rows of a non-trailing reduction are not rows of the output
+            return self._refuse(root, "rows of a non-trailing reduction are not rows of "
+                                "the output")
         builder = self._builder(group)
         try:
             value = builder.define(root, index)
-        except CannotFuse:
-            return False
+        except CannotFuse as exc:
+            return self._refuse(root, str(exc))
         flat = ix.ravel(index, root.shape, self.dims)
         last = group.stages[-1] if group.stages else None
         if last is None or last.kind != "store" or last.inner != inner_shape:
@@ -387,19 +394,23 @@ class Lowering:
         """Fold an elementwise consumer of a matmul (bias, activation, residual) into the
         GEMM's store, so the product is never written out on its own."""
         mm = group.roots[0]
-        if len(group.roots) > 1 or root.shape != mm.shape or mm in self.output_names \
-                or self.readers.get(mm) != {root} or root.op in ("param", "const") \
-                or get_op(root.op).category is Category.REDUCE:
+        if len(group.roots) > 1 or numel(root.shape) != numel(mm.shape) \
+                or mm in self.output_names or self.readers.get(mm) != {root} \
+                or root.op in ("param", "const") or get_op(root.op).category is Category.REDUCE:
             return False
         batch = mm.shape[:-2]
         index = self._vars("i", batch) + [Var("gm"), Var("gn")]
-        scope = KernelScope({mm: GEMM_ACC}, ix.ravel(index, mm.shape, self.dims))
+        flat = ix.ravel(index, mm.shape, self.dims)  # the consumer may be a reshape (conv)
+        scope = KernelScope({mm: GEMM_ACC}, flat)
         extents = {f"i{k}": ix.dim_expr(d, self.dims) for k, d in enumerate(batch)}
         extents.update(gm=group.gemm["m"], gn=group.gemm["n"])
         builder = ValueBuilder(self.buffers, self.dims, extents, scope)
         try:
-            value = builder.define(root, index)
-        except CannotFuse:
+            try:
+                value = builder.at_flat(root, flat, define=True)
+            except NotFlat:
+                value = builder.define(root, ix.unravel(flat, root.shape, self.dims, extents))
+        except (CannotFuse, NotFlat):
             return False
         group.gemm.update(epilogue=value, out=self._targets(root)[0])
         group.roots.append(root)

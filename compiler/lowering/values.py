@@ -24,7 +24,7 @@ BOOL = DType.bool
 
 #: Ops inlined by index transformation (see ``ValueBuilder._compute``).
 MOVEMENT_OPS = frozenset({"broadcast_to", "transpose", "slice", "reshape", "pad", "concat",
-                          "take"})
+                          "take", "window"})
 SOURCE_OPS = frozenset({"param", "const", "iota"})
 
 
@@ -72,6 +72,8 @@ class ValueBuilder:
 
     def at_flat(self, node: Node, flat: Expr, define: bool = False) -> Expr:
         """``node`` at a flat (row-major) index; raises NotFlat where that needs unravelling."""
+        if not define and node in self.scope.accumulators and flat is self.scope.outer_index:
+            return AccRef(self.scope.accumulators[node], node.dtype)
         if not define and node in self.buffers:
             return self._load_flat(node, flat)
         op = get_op(node.op)
@@ -151,6 +153,8 @@ class ValueBuilder:
             return self._concat(node, index)
         if op == "take":
             return self._take(node, index)
+        if op == "window":
+            return self._window(node, index)
         raise UnsupportedError(with_location(f"lowering of {op} inside a fused kernel", node.loc))
 
     def _unbroadcast(self, node: Node, index: list[Expr]) -> list[Expr]:
@@ -196,6 +200,26 @@ class ValueBuilder:
             value = Op("select", (Op("lt", (index[axis], boundary), BOOL), pieces[k][1], value),
                        node.dtype)
         return value
+
+    def _window(self, node: Node, index: list[Expr]) -> Expr:
+        inp = node.inputs[0]
+        lead = index[:-4]
+        oh, ow, kh, kw = index[-4:]
+        inside: Expr | None = None
+        src = []
+        for o, k, s, p, d, n in zip((oh, ow), (kh, kw), node.attr("stride"), node.attr("padding"),
+                                    node.attr("dilation"), inp.shape[-2:]):
+            pos = ix.add(ix.add(ix.mul(o, ix.const(s)), ix.mul(k, ix.const(d))), ix.const(-p))
+            if p:
+                ok = Op("logical_and", (Op("ge", (pos, ix.const(0)), BOOL),
+                                        Op("lt", (pos, ix.const(n)), BOOL)), BOOL)
+                inside = ok if inside is None else Op("logical_and", (inside, ok), BOOL)
+                pos = ix.clamp(pos, ix.const(n))
+            src.append(pos)
+        value = self.at(inp, lead + src)
+        if inside is None:
+            return value
+        return Op("select", (inside, value, Const(node.attr("value"), node.dtype)), node.dtype)
 
     def _take(self, node: Node, index: list[Expr]) -> Expr:
         data, indices = node.inputs

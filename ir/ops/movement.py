@@ -135,6 +135,45 @@ def _ref_take(args: Sequence[np.ndarray], attrs: dict, out: TypeInfo) -> np.ndar
                    axis=attrs["axis"])
 
 
+def _window_size(n: int, k: int, stride: int, pad: int, dilation: int) -> int:
+    return (n + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+def _infer_window(inputs: Sequence[TypeInfo], attrs: dict[str, Any]) -> TypeInfo:
+    """x[..., H, W] -> [..., OH, OW, KH, KW]: every (padded) sliding window of the last
+    two axes, as convolution and pooling see them (PyTorch's output-size formula)."""
+    t = inputs[0]
+    if len(t.shape) < 2:
+        raise ShapeError(f"window: needs at least 2 dims, got {format_shape(t.shape)}")
+    out = []
+    for d, k, s, p, dl in zip(t.shape[-2:], attrs["kernel"], attrs["stride"],
+                              attrs["padding"], attrs["dilation"]):
+        if isinstance(d, str):
+            raise ShapeError(f"window: spatial dim {d!r} must be static")
+        size = _window_size(d, k, s, p, dl)
+        if size <= 0 or k <= 0 or s <= 0 or p < 0 or dl <= 0:
+            raise ShapeError(f"window: kernel {attrs['kernel']} with stride {attrs['stride']},"
+                             f" padding {attrs['padding']}, dilation {attrs['dilation']} does "
+                             f"not fit spatial size {format_shape(t.shape[-2:])}")
+        out.append(size)
+    return TypeInfo(t.shape[:-2] + tuple(out) + tuple(attrs["kernel"]), t.dtype)
+
+
+def _ref_window(args: Sequence[np.ndarray], attrs: dict, out: TypeInfo) -> np.ndarray:
+    x = args[0]
+    (ph, pw), (sh, sw), (dh, dw) = attrs["padding"], attrs["stride"], attrs["dilation"]
+    kh, kw = attrs["kernel"]
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)],
+                    constant_values=attrs["value"])
+    oh, ow = out.shape[-4], out.shape[-3]
+    result = np.empty(out.shape, x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            result[..., i, j] = padded[..., i * dh: i * dh + sh * (oh - 1) + 1: sh,
+                                       j * dw: j * dw + sw * (ow - 1) + 1: sw]
+    return result
+
+
 register(OpDef("reshape", Category.MOVEMENT, 1, _infer_reshape, _ref_reshape,
                attrs={"shape": "target shape"}))
 register(OpDef("transpose", Category.MOVEMENT, 1, _infer_transpose, _ref_transpose,
@@ -147,6 +186,10 @@ register(OpDef("pad", Category.MOVEMENT, 1, _infer_pad, _ref_pad,
                attrs={"pads": "((lo, hi), ...) per axis, >= 0", "value": "fill constant"}))
 register(OpDef("concat", Category.MOVEMENT, None, _infer_concat, _ref_concat,
                attrs={"axis": "normalized axis"}))
+register(OpDef("window", Category.MOVEMENT, 1, _infer_window, _ref_window,
+               attrs={"kernel": "(KH, KW)", "stride": "(SH, SW)", "padding": "(PH, PW)",
+                      "dilation": "(DH, DW)", "value": "what padding reads as"},
+               doc="sliding windows of the last two axes (im2col as a view)"))
 register(OpDef("take", Category.MOVEMENT, 2, _infer_take, _ref_take,
                attrs={"axis": "normalized axis"},
                doc="numpy.take; out-of-range indices are clipped (NumPy raises IndexError)"))
