@@ -358,8 +358,9 @@ def wrapper(lib: CLibrary) -> str:
             f'%s; the library was built for CPU \'{lib.cpu}\'", cpu_missing);']
     for k, (s, c) in enumerate(zip(lib.symbols, lib.sym_cnames)):
         out += [f"    if (dims[{k}] < 1)",
-                f'        return fail(ERR_BAD_DIM, NAME ": symbolic dim \'{s}\' ({c}) must be '
-                f'>= 1, got %lld", (long long)dims[{k}]);']
+                f'        return fail(ERR_BAD_DIM, NAME ": symbolic dim \'{s}\''
+                + (f" ({c})" if c != s else "")
+                + f' must be >= 1, got %lld", (long long)dims[{k}]);']
     out.append("    int64_t count = 0, bytes = 0;")
     out.append("    (void)count; (void)bytes;")
     starts: list[str] = []
