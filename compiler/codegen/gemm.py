@@ -19,7 +19,7 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import intrinsic
-from tensorjit.compiler.codegen.types import I32, I64, mem_type, opaque_alloca, reg_type
+from tensorjit.compiler.codegen.types import I64, mem_type, opaque_alloca, reg_type
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.loops import Gemm
 
@@ -49,6 +49,7 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     entry = ir.IRBuilder(k.entry)
     packed_a = opaque_alloca(entry, ir.ArrayType(mty, g.mc * g.kc), 64)
     accs = [[entry.alloca(vty) for _ in range(nvec)] for _ in range(g.mr)]
+    tile = opaque_alloca(entry, ir.ArrayType(mty, g.mr * g.nr), 64)
     n_kb = b.sdiv(b.add(kk, _i64(g.kc - 1)), _i64(g.kc))
     n_kb = b.select(b.icmp_signed("<", n_kb, _i64(1)), _i64(1), n_kb)  # K == 0: one empty block
     rows = b.sub(m1, m0)
@@ -107,15 +108,20 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
                             b.store(acc, accs[i][h])
 
                 k.counted("gk", _i64(0), depth, 1, step)
+                # Spill the tile once; the stores below loop over it, so the epilogue is
+                # emitted twice (vector and lane paths), not once per register.
+                for i, row in enumerate(accs):
+                    for h, slot in enumerate(row):
+                        k.store_ptr(tile, _i64(i * g.nr + h * lanes), b.load(slot), dt)
                 row0 = b.add(m0, b.mul(q, _i64(g.mr)))
-                valid_rows = b.sub(m1, row0)
+                valid_rows = smin(_i64(g.mr), b.sub(m1, row0))
                 full = b.icmp_signed("==", cols, _i64(g.nr))
                 with b.if_else(full) as (vector_store, lane_store):
                     with vector_store:
-                        _store_tile(k, g, accs, row0, valid_rows, n0, None, first, last,
+                        _store_tile(k, g, tile, row0, valid_rows, n0, None, first, last,
                                     out_base, n, lanes)
                     with lane_store:
-                        _store_tile(k, g, accs, row0, valid_rows, n0, cols, first, last,
+                        _store_tile(k, g, tile, row0, valid_rows, n0, cols, first, last,
                                     out_base, n, lanes)
 
             k.counted("gmt", _i64(0), m_panels, 1, row_panel)
@@ -125,42 +131,33 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     k.counted("gkb", _i64(0), n_kb, 1, depth_block)
 
 
-def _store_tile(k: KernelEmitter, g: Gemm, accs: list[list[ir.Value]], row0: ir.Value,
+def _store_tile(k: KernelEmitter, g: Gemm, tile: ir.Value, row0: ir.Value,
                 valid_rows: ir.Value, n0: ir.Value, cols: ir.Value | None, first: ir.Value,
                 last: ir.Value, out_base: ir.Value, n: ir.Value, lanes: int) -> None:
     """Add earlier depth blocks' partial sums, apply the epilogue after the last block,
     store. ``cols`` None: a full tile, whole vectors; else lane by lane, ``cols`` lanes."""
     b = k.b
     dt = g.dtype
-    for i in range(g.mr):
-        with b.if_then(b.icmp_signed("<", _i64(i), valid_rows)):
-            gm = b.add(row0, _i64(i))
-            row_base = b.add(out_base, b.mul(gm, n))
-            if cols is None:
-                for h in range(len(accs[i])):
-                    gn = b.add(n0, _i64(h * lanes))
-                    index = b.add(row_base, gn)
-                    value = b.load(accs[i][h])
-                    earlier = k.load(g.out, index, dt, lanes)
-                    value = b.select(first, value, _add(b, dt, value, earlier))
-                    _finish(k, g, value, gm, gn, index, last, lanes)
-            else:
-                def lane(j: ir.Value, i: int = i, gm: ir.Value = gm,
-                         row_base: ir.Value = row_base) -> None:
-                    h = b.sdiv(j, _i64(lanes))
-                    within = b.trunc(b.srem(j, _i64(lanes)), I32)
-                    vec = b.load(accs[i][0])
-                    for other in range(1, len(accs[i])):
-                        vec = b.select(b.icmp_signed("==", h, _i64(other)),
-                                       b.load(accs[i][other]), vec)
-                    gn = b.add(n0, j)
-                    index = b.add(row_base, gn)
-                    value = b.extract_element(vec, within)
-                    earlier = k.load(g.out, index, dt)
-                    value = b.select(first, value, _add(b, dt, value, earlier))
-                    _finish(k, g, value, gm, gn, index, last, 0)
 
-                k.counted("gj", _i64(0), cols, 1, lane)
+    def row(r: ir.Value) -> None:
+        gm = b.add(row0, r)
+        row_base = b.add(out_base, b.mul(gm, n))
+        tile_row = b.mul(r, _i64(g.nr))
+
+        def part(j: ir.Value, width: int) -> None:
+            gn = b.add(n0, j)
+            index = b.add(row_base, gn)
+            value = k.load_ptr(tile, b.add(tile_row, j), dt, width)
+            earlier = k.load(g.out, index, dt, width)
+            value = b.select(first, value, _add(b, dt, value, earlier))
+            _finish(k, g, value, gm, gn, index, last, width)
+
+        if cols is None:
+            k.counted("gh", _i64(0), _i64(g.nr), lanes, lambda j: part(j, lanes))
+        else:
+            k.counted("gj", _i64(0), cols, 1, lambda j: part(j, 0))
+
+    k.counted("gr", _i64(0), valid_rows, 1, row)
 
 
 def _add(b: ir.IRBuilder, dt: DType, x: ir.Value, y: ir.Value) -> ir.Value:

@@ -1,0 +1,170 @@
+"""Blocked GEMM, convolution and pooling against NumPy and direct loop references."""
+
+import numpy as np
+import pytest
+
+import tensorjit as tj
+
+RNG = np.random.default_rng(7)
+
+
+def rand(shape, dtype="float32"):
+    if np.dtype(dtype).kind == "i":
+        return RNG.integers(-5, 6, shape).astype(dtype)
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def compiled(fn, *args, **options):
+    return tj.compile(tj.trace(fn, *args), **options)
+
+
+def tol(dtype):
+    return {"float32": 2e-4, "float64": 1e-11}.get(dtype, 0)
+
+
+# Sizes on both sides of the 6x32 tile, the 96-row block and the 256-deep block.
+SHAPES = [(1, 1, 1), (0, 4, 5), (4, 0, 5), (5, 3, 0), (6, 32, 32), (7, 33, 31),
+          (95, 257, 65), (97, 513, 33), (3, 700, 1)]
+
+
+@pytest.mark.parametrize("m,k,n", SHAPES)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_matmul_against_numpy(m, k, n, dtype):
+    a, b = rand((m, k), dtype), rand((k, n), dtype)
+    f = compiled(lambda a, b: (a @ b, b.T @ a.T, a[:, ::-1] @ b[::-1]), a, b)
+    for got, want in zip(f(a, b), (a @ b, b.T @ a.T, a[:, ::-1] @ b[::-1])):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * max(k, 1))
+
+
+def test_batched_and_broadcast_batches():
+    x, w, y = rand((3, 2, 17, 40)), rand((40, 33)), rand((2, 40, 9))
+    f = compiled(lambda x, w, y: (x @ w, x @ y, tj.matmul(x[0, 1], w)), x, w, y)
+    for got, want in zip(f(x, w, y), (x @ w, x @ y, x[0, 1] @ w)):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+
+
+def test_epilogue_is_fused_and_correct():
+    x, w, b, r = rand((64, 70)), rand((70, 50)), rand(50), rand((64, 50))
+    f = compiled(lambda x, w, b, r: tj.nn.relu(x @ w + b) + r, x, w, b, r)
+    np.testing.assert_allclose(f(x, w, b, r), np.maximum(x @ w + b, 0) + r, rtol=2e-4, atol=2e-4)
+    loops = f.ir("loops")
+    assert "gemm kernel for matmul" in loops and loops.count("kernel k") == 2  # pack + gemm
+    assert [b.kind for b in tj.compiler.lowering.lower.lower(
+        tj.trace(lambda x, w, b, r: tj.nn.relu(x @ w + b) + r, x, w, b, r)).buffers
+        if b.kind == "temp"] == ["temp"]  # only the packed B panel, no product buffer
+
+
+def test_large_k_accumulates_across_depth_blocks():
+    a, b = rand((33, 1500), "float64"), rand((1500, 40), "float64")
+    f = compiled(lambda a, b: tj.nn.relu(a @ b), a, b)
+    np.testing.assert_allclose(f(a, b), np.maximum(a @ b, 0), rtol=1e-11, atol=1e-10)
+
+
+def test_symbolic_rows():
+    w = rand((20, 48))
+    f = tj.compile(tj.trace(lambda x, w: x @ w, tj.TensorSpec(("batch", 20)), w))
+    for n in (0, 1, 97, 200):
+        x = rand((n, 20))
+        np.testing.assert_allclose(f(x, w), x @ w, rtol=2e-4, atol=2e-4)
+
+
+def test_noncontiguous_inputs():
+    a = rand((50, 80))[:, ::2]
+    b = np.asfortranarray(rand((40, 30)))
+    f = compiled(lambda a, b: a @ b, a, b)
+    np.testing.assert_allclose(f(a, b), a @ b, rtol=2e-4, atol=2e-4)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    a, b, x = rand((300, 200)), rand((200, 130)), rand((64, 1000))
+
+    def fn(a, b, x):
+        return a @ b, tj.nn.softmax(x, axis=-1), tj.tanh(x) * 2.0, x.sum(0)
+
+    one = compiled(fn, a, b, x, threads=1)(a, b, x)
+    many = compiled(fn, a, b, x)(a, b, x)
+    for p, q in zip(one, many):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_micro_kernel_uses_the_widest_vectors():
+    a = rand((64, 64))
+    asm = compiled(lambda a, b: a @ b, a, a, threads=1).ir("asm")
+    fma = [line for line in asm.splitlines() if "vfmadd" in line]
+    assert fma and all("zmm" in line or "ymm" in line for line in fma)
+
+
+def conv_reference(x, w, b, stride, pad, dil, groups):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh = (h + 2 * pad - dil * (kh - 1) - 1) // stride + 1
+    ow = (wd + 2 * pad - dil * (kw - 1) - 1) // stride + 1
+    out = np.zeros((n, o, oh, ow))
+    og = o // groups
+    for oc in range(o):
+        g = oc // og
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, g * cg:(g + 1) * cg, i * dil:i * dil + stride * (oh - 1) + 1:stride,
+                           j * dil:j * dil + stride * (ow - 1) + 1:stride]
+                out[:, oc] += np.einsum("nchw,c->nhw", patch, w[oc, :, i, j])
+    return out if b is None else out + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("n,c,h,w,o,k,stride,pad,dil,groups", [
+    (2, 3, 7, 8, 4, 3, 1, 1, 1, 1),
+    (1, 4, 9, 9, 6, 3, 2, 0, 1, 2),
+    (2, 6, 10, 7, 6, 3, 1, 2, 2, 6),  # depthwise, dilated
+    (1, 1, 5, 5, 1, 1, 1, 0, 1, 1),
+    (2, 8, 12, 12, 40, 5, 3, 2, 1, 1),
+])
+def test_conv2d_against_direct_loops(n, c, h, w, o, k, stride, pad, dil, groups):
+    x, wt, b = rand((n, c, h, w)), rand((o, c // groups, k, k)), rand(o)
+    f = compiled(lambda x, wt, b: tj.nn.relu(tj.nn.conv2d(x, wt, b, stride, pad, dil, groups)),
+                 x, wt, b)
+    want = np.maximum(conv_reference(x.astype(float), wt.astype(float), b, stride, pad, dil,
+                                     groups), 0)
+    np.testing.assert_allclose(f(x, wt, b), want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_block_is_two_kernels():
+    x, wt, b = rand((2, 8, 10, 10)), rand((8, 8, 3, 3)), rand(8)
+    f = compiled(lambda x, wt, b: tj.nn.relu(tj.nn.conv2d(x, wt, b, padding=1) * 0.5), x, wt, b)
+    assert f.stats["kernels"] == 2  # B packing (im2col) and the GEMM with its epilogue
+
+
+def pool_reference(x, k, s, p, fill, reduce):
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=fill)
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return reduce(win, axis=(-2, -1))
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 0)])
+def test_pooling(k, s, p):
+    x = rand((2, 3, 9, 8))
+    x[0, 0, 0, 0] = np.nan
+    f = compiled(lambda x: (tj.nn.max_pool2d(x, k, s, p), tj.nn.avg_pool2d(x, k, s, p)), x)
+    mx, avg = f(x)
+    np.testing.assert_array_equal(mx, pool_reference(x, k, s, p, -np.inf, np.max))
+    np.testing.assert_allclose(avg, pool_reference(x, k, s, p, 0, np.sum) / (k * k),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_avg_pool_without_padding_in_the_count():
+    x = rand((1, 2, 6, 6))
+    f = compiled(lambda x: tj.nn.avg_pool2d(x, 3, 1, 1, count_include_pad=False), x)
+    counts = pool_reference(np.ones_like(x), 3, 1, 1, 0, np.sum)
+    np.testing.assert_allclose(f(x), pool_reference(x, 3, 1, 1, 0, np.sum) / counts,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_conv_errors_are_clear():
+    x = np.zeros((1, 3, 5, 5), np.float32)
+    with pytest.raises(tj.ShapeError, match="groups"):
+        tj.trace(lambda x, w: tj.nn.conv2d(x, w, groups=2), x, np.zeros((4, 3, 3, 3), np.float32))
+    with pytest.raises(tj.ShapeError, match="does not fit"):
+        tj.trace(lambda x, w: tj.nn.conv2d(x, w), x, np.zeros((4, 3, 7, 7), np.float32))
+    with pytest.raises(tj.UnsupportedError, match="ceil_mode"):
+        tj.trace(lambda x: tj.nn.max_pool2d(x, 2, ceil_mode=True), x)
