@@ -1,0 +1,182 @@
+"""Matrix products, the MLP forward pass and the conv block, at 1 and 2 threads.
+
+tensorjit against NumPy's OpenBLAS twice: as configured in this environment (the default
+here may be a 256-bit kernel: ``OPENBLAS_CORETYPE``) and with
+``OPENBLAS_CORETYPE=SkylakeX`` (its AVX-512 kernels). NumPy's timings run in child
+processes because OpenBLAS reads ``OPENBLAS_CORETYPE`` and ``OPENBLAS_NUM_THREADS`` when
+it loads. GFLOP/s count 2 flops per multiply-add; "of peak" divides by the machine's FMA
+peak measured by ``tensorjit.compiler.bench.machine`` (vector FMA chains on each thread).
+
+Targets (issue 3): sgemm >= 0.9x SkylakeX OpenBLAS at 1 thread; MLP forward >= 1.1x
+SkylakeX NumPy at 1 and 2 threads; conv block >= 2x the NumPy im2col reference.
+
+Run: ``python bench/bench_gemm.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import tensorjit as tj
+from tensorjit.compiler.bench.machine import measure_fma_peak
+from tensorjit.compiler.bench.workloads import (
+    CONV_INPUT,
+    CONV_WEIGHT,
+    mlp,
+    mlp_flops,
+    mlp_inputs,
+    mlp_numpy,
+)
+
+CONV_EPS = 1e-5
+
+
+def conv_block(x, w, b, mean, var, gamma, beta):
+    """3x3 conv (padding 1) + bias + inference batch norm + relu."""
+    y = tj.nn.conv2d(x, w, b, padding=1)
+    scale = gamma / tj.sqrt(var + CONV_EPS)
+    y = y * scale.reshape(1, -1, 1, 1) + (beta - mean * scale).reshape(1, -1, 1, 1)
+    return tj.nn.relu(y)
+
+
+def conv_block_numpy(x, w, b, mean, var, gamma, beta):
+    """im2col with a strided view, one matmul per image, then the epilogue as NumPy ops."""
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    cols = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(2, 3))
+    cols = cols.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * 9, h * wd)
+    y = (w.reshape(o, -1) @ cols).reshape(n, o, h, wd) + b.reshape(1, -1, 1, 1)
+    scale = gamma / np.sqrt(var + CONV_EPS)
+    y = y * scale.reshape(1, -1, 1, 1) + (beta - mean * scale).reshape(1, -1, 1, 1)
+    return np.maximum(y, 0)
+
+
+def conv_direct(x, w, b):
+    """Direct loops (float64): the correctness reference for the conv block."""
+    n, c, h, wd = x.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((n, w.shape[0], h, wd))
+    for i in range(3):
+        for j in range(3):
+            out += np.einsum("nchw,oc->nohw", xp[:, :, i:i + h, j:j + wd], w[:, :, i, j])
+    return out + b.reshape(1, -1, 1, 1)
+
+
+def conv_inputs(seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(CONV_INPUT, dtype=np.float32)
+    w = rng.standard_normal(CONV_WEIGHT, dtype=np.float32) / np.float32(24)
+    o = CONV_WEIGHT[0]
+    b, mean, beta = (rng.standard_normal(o, dtype=np.float32) for _ in range(3))
+    var = rng.random(o, dtype=np.float32) + np.float32(0.5)
+    gamma = rng.random(o, dtype=np.float32) + np.float32(0.5)
+    return x, w, b, mean, var, gamma, beta
+
+
+def best_of(fn, repeat: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+_CHILD = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {here!r})
+from bench_gemm import best_of, conv_block_numpy, conv_inputs
+from tensorjit.compiler.bench.workloads import mlp_inputs, mlp_numpy
+out = {{}}
+rng = np.random.default_rng(0)
+for n in {sizes!r}:
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    out[f"sgemm{{n}}"] = best_of(lambda: a @ a, {repeat})
+args = mlp_inputs()
+out["mlp"] = best_of(lambda: mlp_numpy(*args), {repeat})
+cargs = conv_inputs()
+out["conv"] = best_of(lambda: conv_block_numpy(*cargs), 3)
+print(json.dumps(out))
+"""
+
+
+def numpy_times(coretype: str | None, threads: int, sizes: tuple[int, ...],
+                repeat: int) -> dict[str, float]:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    code = _CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), sizes=sizes,
+                         repeat=repeat)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def tensorjit_times(threads: int, sizes: tuple[int, ...], repeat: int) -> dict[str, float]:
+    """Compiled with the thread pool sized to ``threads`` (its size is process-wide)."""
+    from tensorjit.runtime.native import lib
+
+    lib.tj_set_num_threads(threads)
+    opt = {"threads": 1} if threads == 1 else {}
+    out: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        f = tj.compile(tj.trace(lambda a, b: a @ b, a, a), **opt)
+        np.testing.assert_allclose(f(a, a), a @ a, rtol=1e-3, atol=1e-3 * np.sqrt(n))
+        out[f"sgemm{n}"] = best_of(lambda f=f, a=a: f(a, a), repeat)
+    args = mlp_inputs()
+    f = tj.compile(tj.trace(mlp, *args), **opt)
+    np.testing.assert_allclose(f(*args), mlp_numpy(*args), rtol=1e-4, atol=1e-5)
+    out["mlp"] = best_of(lambda: f(*args), repeat)
+    cargs = conv_inputs()
+    f = tj.compile(tj.trace(conv_block, *cargs), **opt)
+    got = f(*cargs)
+    np.testing.assert_allclose(got, conv_block_numpy(*cargs), rtol=1e-4, atol=1e-4)
+    x, w, b, mean, var, gamma, beta = cargs
+    scale = gamma / np.sqrt(var + CONV_EPS)
+    direct = np.maximum(conv_direct(x, w, b) * scale.reshape(1, -1, 1, 1)
+                        + (beta - mean * scale).reshape(1, -1, 1, 1), 0)
+    np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-4)
+    out["conv"] = best_of(lambda: f(*cargs), 3)
+    lib.tj_set_num_threads(0)
+    return out
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    sizes = (1024,) if quick else (1024, 2048)
+    repeat = 3 if quick else 5
+    flops = {f"sgemm{n}": 2.0 * n ** 3 for n in sizes}
+    flops["mlp"] = mlp_flops()
+    n, c, h, w = CONV_INPUT
+    flops["conv"] = 2.0 * n * CONV_WEIGHT[0] * h * w * c * 9
+    env_core = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
+    print(f"OPENBLAS_CORETYPE in this environment: {env_core}")
+    for threads in (1, 2):
+        peak = measure_fma_peak(1) * threads
+        ours = tensorjit_times(threads, sizes, repeat)
+        default = numpy_times(None, threads, sizes, repeat)
+        skylake = numpy_times("SkylakeX", threads, sizes, repeat)
+        print(f"\n{threads} thread(s); FMA peak {peak / 1e9:.0f} GFLOP/s")
+        print(f"{'case':10s} {'tensorjit':>22s} {'NumPy default':>15s} {'NumPy SkylakeX':>15s}"
+              f" {'vs default':>10s} {'vs SkylakeX':>11s}")
+        for case in ours:
+            rate = flops[case] / ours[case]
+            print(f"{case:10s} {ours[case] * 1e3:7.2f} ms {rate / 1e9:5.0f} GF/s "
+                  f"{100 * rate / peak:3.0f}%"
+                  f" {default[case] * 1e3:12.2f} ms {skylake[case] * 1e3:12.2f} ms"
+                  f" {default[case] / ours[case]:9.2f}x {skylake[case] / ours[case]:10.2f}x")
+
+
+if __name__ == "__main__":
+    main()
