@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -37,9 +38,22 @@ def const_digests(graph: Graph) -> list[str]:
     return out
 
 
-def graph_identity(graph: Graph) -> tuple[str, tuple[str, ...]]:
-    """What identifies a graph's code: its text and its constants' contents."""
-    return str(graph), tuple(const_digests(graph))
+# TENSORJIT_* variables that do not change the code compiled (the rest, such as
+# TENSORJIT_DISABLE_PASSES, are part of the key).
+_RUNTIME_ONLY = frozenset({"TENSORJIT_CACHE_DIR", "TENSORJIT_DISABLE_CACHE",
+                           "TENSORJIT_NUM_THREADS", "TENSORJIT_DUMP"})
+
+
+def compile_environment() -> tuple[tuple[str, str], ...]:
+    """The TENSORJIT_* environment variables that can change the compiled code."""
+    return tuple(sorted((k, v) for k, v in os.environ.items()
+                        if k.startswith("TENSORJIT_") and k not in _RUNTIME_ONLY))
+
+
+def graph_identity(graph: Graph) -> tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """What identifies a graph's code: its text, its constants' contents and the
+    compile-affecting environment."""
+    return str(graph), tuple(const_digests(graph)), compile_environment()
 
 
 def _inputs(graph: Graph) -> list[str]:
@@ -55,14 +69,15 @@ def _environment(target: Any) -> Environment:
 class Lookup:
     """One compile's view of the cache: its key, then ``get`` or ``put``."""
 
-    def __init__(self, graph: Graph, identity: tuple[str, tuple[str, ...]],
-                 options: dict[str, Any], cache: DiskCache | None = None) -> None:
+    def __init__(self, graph: Graph, identity: tuple[Any, ...], options: dict[str, Any],
+                 cache: DiskCache | None = None) -> None:
         from tensorjit.runtime.engine import Target
 
         self.graph = graph
         self.cache = cache or default_cache()
         self.target = Target.host()
         self.env = _environment(self.target)
+        options = dict(options, environment=[list(kv) for kv in identity[2]])
         self.key = make_key(identity[0], list(identity[1]), _inputs(graph), options, self.env)
 
     def get(self, rebuild: Callable[[], CompiledFunction]) -> CompiledFunction | None:

@@ -248,7 +248,7 @@ def _size_code(size: Size, syms: list[str], var: str, what: str) -> list[str]:
 
 
 def wrapper(lib: CLibrary) -> str:
-    n, up = lib.name, lib.upper
+    n = lib.name
     n_in, n_out, n_c = len(lib.inputs), len(lib.outputs), len(lib.consts)
     n_bufs = max(n_in + n_out + n_c, 1)
     args = lib.inputs + lib.outputs
@@ -342,7 +342,7 @@ def wrapper(lib: CLibrary) -> str:
     out += [f"EXPORT int64_t {n}_arena_bytes(const int64_t *dims) {{",
             "    int64_t total = 0, bytes = 0;",
             "    (void)dims; (void)bytes;"]
-    for k, (size, itemsize) in enumerate(lib.arena):
+    for size, itemsize in lib.arena:
         out += [f"    bytes = INT64_C({size.coef * itemsize});"]
         for s in size.syms:
             out += [f"    if (__builtin_mul_overflow(bytes, dims[{lib.symbols.index(s)}], "
@@ -368,7 +368,7 @@ def wrapper(lib: CLibrary) -> str:
         role = "input" if k < n_in else "output"
         what = f'NAME ": {role} \'{a.cname}\'"'
         out += _size_code(a.size, lib.symbols, "count", f"{n}: {role} '{a.cname}'")
-        out += ["    if (lens != NULL && lens[%d] != count)" % k,
+        out += [f"    if (lens != NULL && lens[{k}] != count)",
                 f'        return fail(ERR_SIZE, {what} " has %lld elements, expected %lld '
                 f'(shape {a.shape_text()})", (long long)lens[{k}], (long long)count);',
                 f"    if (bufs[{k}] == NULL && count > 0)",
@@ -413,7 +413,7 @@ def wrapper(lib: CLibrary) -> str:
     out += [f"EXPORT const char *{n}_last_error(void) {{ return err_msg; }}", "",
             f"EXPORT const char *{n}_error_string(int code) {{",
             "    switch (code) {"]
-    for suffix, value, meaning in ERRORS:
+    for _, value, meaning in ERRORS:
         out.append(f'    case {value}: return "{meaning.replace("NAME", n)}";')
     out += ['    default: return "unknown error code";', "    }", "}", "",
             f"EXPORT void {n}_set_num_threads(int n) {{ tj_set_num_threads(n); }}", "",

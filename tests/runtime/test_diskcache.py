@@ -253,3 +253,15 @@ def test_default_directory(monkeypatch, tmp_path):
         assert diskcache.cache_dir() == tmp_path / "tensorjit"
     monkeypatch.setenv("TENSORJIT_CACHE_DIR", "~/x")
     assert diskcache.cache_dir() == Path("~/x").expanduser()
+
+
+def test_compile_affecting_environment_is_part_of_the_key(cache_dir, monkeypatch):
+    x = np.ones(4, np.float32)
+    g = tj.trace(lambda v: -(-v) * 1.0 + 2.0, x)
+    tj.compile(g)
+    monkeypatch.setenv("TENSORJIT_DISABLE_PASSES", "all")
+    f = tj.compile(g)
+    assert f.stats["cache"] == "miss" and len(_entries(cache_dir)) == 2
+    monkeypatch.setenv("TENSORJIT_NUM_THREADS", "1")  # run-time only: same code
+    _fresh_process(monkeypatch)
+    assert tj.compile(g).stats["cache"] == "hit"
