@@ -74,6 +74,7 @@ class Lookup:
         from tensorjit.runtime.engine import Target
 
         self.graph = graph
+        self.graph_text = identity[0]
         self.cache = cache or default_cache()
         self.target = Target.host()
         self.env = _environment(self.target)
@@ -90,7 +91,7 @@ class Lookup:
         header = entry.header
         code = load_object(entry.object_code, self.target)
         sig = signature_from_dict(header["signature"], entry.consts())
-        graph_text = str(self.graph)
+        graph_text = self.graph_text
         rebuilt = functools.lru_cache(maxsize=1)(rebuild)
         stages: dict[str, Callable[[], str]] = {}
         for stage in header.get("stages", ["graph"]):
