@@ -153,9 +153,11 @@ def run_case(case: S.Case, opts: S.Options, rounds: int, progress: Progress) -> 
     return result
 
 
-def run(names: list[str], opts: S.Options, rounds: int = 5, stream: TextIO = sys.stderr
+def run(names: list[str], opts: S.Options, rounds: int = 5, stream: TextIO | None = None
         ) -> Report:
+    """Run the named suites; progress goes to ``stream`` (default: the current stderr)."""
     t0 = time.perf_counter()
+    stream = stream if stream is not None else sys.stderr
     suites = [S.BUILDERS[n]() for n in names]
     total = sum(len(s.cases) for s in suites) + 1
     progress = Progress(stream, total)
@@ -207,7 +209,9 @@ def format_table(report: Report) -> str:
         f"{m.fma_peak / 1e9:.0f} GFLOP/s ({m.fma_one_thread / 1e9:.0f} per thread x "
         f"{m.threads}; all threads at once measured {m.fma_all_threads / 1e9:.0f})",
         "speedup = other system's time / tensorjit's time (> 1: tensorjit is faster); "
-        "times are medians per call",
+        "times are medians per call;",
+        "of peak = rate / triad bandwidth (GB/s cases) or / FMA peak (GFLOP/s cases); data "
+        "that stays in cache can exceed 100%",
         "",
     ]
     headers = ["suite", "case", "tensorjit", "rate", "of peak",

@@ -112,6 +112,18 @@ def test_bench_runs_a_suite_and_writes_json(tmp_path, capsys, monkeypatch):
     assert r["seconds"]["tensorjit"] > 0 and r["speedup"]["numpy"] > 0
 
 
+def test_bench_plot(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from tensorjit.compiler.bench import machine
+
+    monkeypatch.setattr(machine, "measure",
+                        lambda threads: machine.Machine(10e9, 100e9, 50e9, 90e9, threads, "t"))
+    png = tmp_path / "speedups.png"
+    assert main(["bench", "dispatch", "--threads", "1", "--rounds", "1", "--plot",
+                 str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_bench_usage_errors(capsys):
     assert main(["bench", "nosuchsuite"]) == 1
     assert "suites are elementwise" in capsys.readouterr().err

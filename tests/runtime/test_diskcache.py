@@ -257,7 +257,7 @@ def test_default_directory(monkeypatch, tmp_path):
 
 def test_compile_affecting_environment_is_part_of_the_key(cache_dir, monkeypatch):
     x = np.ones(4, np.float32)
-    g = tj.trace(lambda v: -(-v) * 1.0 + 2.0, x)
+    g = tj.trace(lambda v: v * 1.0 + 2.0, x)
     tj.compile(g)
     monkeypatch.setenv("TENSORJIT_DISABLE_PASSES", "all")
     f = tj.compile(g)
