@@ -84,6 +84,8 @@ class Lookup:
     def get(self, rebuild: Callable[[], CompiledFunction]) -> CompiledFunction | None:
         from tensorjit.runtime.engine import load_object
 
+        if os.environ.get("TENSORJIT_DUMP"):
+            return None  # build, so that every stage is dumped
         t0 = time.perf_counter()
         entry = self.cache.get(self.key, self.env)
         if entry is None:
@@ -94,9 +96,14 @@ class Lookup:
         graph_text = self.graph_text
         rebuilt = functools.lru_cache(maxsize=1)(rebuild)
         stages: dict[str, Callable[[], str]] = {}
+
+        def text_of(stage: str) -> Callable[[], str]:
+            if stage == "graph":
+                return lambda: graph_text
+            return lambda: rebuilt().ir(stage)
+
         for stage in header.get("stages", ["graph"]):
-            stages[stage] = ((lambda: graph_text) if stage == "graph" else
-                             (lambda s=stage: rebuilt().ir(s)))
+            stages[stage] = text_of(stage)
         seconds = time.perf_counter() - t0
         stats = dict(header.get("stats", {}), cache="hit", cache_key=self.key,
                      compile_seconds={"cache_load": seconds, "total": seconds})

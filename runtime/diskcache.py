@@ -23,6 +23,12 @@ temporary file in the same directory and are published with ``os.replace``, whic
 atomic: a reader sees the old entry or the new one, never a mix, and two processes
 compiling the same function at once each publish a complete entry (the last one wins;
 both are valid).
+
+Loading: the object file goes to MCJIT (``engine.load_object``: ``add_object_file``), which
+took 1.7 ms for the MLP forward graph here. The alternative, storing a small shared
+library per entry, loads in 0.2 ms (``dlopen``) but costs a ``cc -shared`` link (67 ms)
+on every cold compile, and JIT code would then need the runtime's symbols exported
+globally; so entries hold objects.
 """
 
 from __future__ import annotations

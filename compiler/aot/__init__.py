@@ -2,6 +2,6 @@
 header and a JSON manifest (``tj.load`` lives in ``runtime/aot.py``: loading needs no
 compiler)."""
 
-from tensorjit.compiler.aot.export import Exported, export
+from tensorjit.compiler.aot.exporter import Exported, export
 
 __all__ = ["Exported", "export"]

@@ -128,7 +128,8 @@ def loop_profile(asm: str) -> str:
     regs = ("zmm (16 x f32)" if "zmm" in asm else "ymm (8 x f32)" if "ymm" in asm
             else "xmm/scalar only")
     best: list[str] = []
-    label, body = None, []
+    label: str | None = None
+    body: list[str] = []
     for raw in asm.splitlines():
         line = raw.split("#")[0].strip()
         if not line or line.startswith("."):

@@ -220,9 +220,11 @@ def _matmul_case(opts: Options, m: int, k: int, n: int, epilogue: bool) -> Candi
 
 
 def matmul() -> Suite:
-    cases = [Case("matmul", f"matmul {s}x{s}x{s}", "flops", 2.0 * s ** 3,
-                  lambda o, s=s: _matmul_case(o, s, s, s, False), rtol=1e-4, atol=1e-3)
-             for s in (256, 1024)]
+    def square(s: int) -> Callable[[Options], Candidates]:
+        return lambda o: _matmul_case(o, s, s, s, False)
+
+    cases = [Case("matmul", f"matmul {s}x{s}x{s}", "flops", 2.0 * s ** 3, square(s),
+                  rtol=1e-4, atol=1e-3) for s in (256, 1024)]
     cases.append(Case("matmul", "relu(x@w+b) 256x784x1024", "flops", 2.0 * 256 * 784 * 1024,
                       lambda o: _matmul_case(o, 256, 784, 1024, True), rtol=1e-4, atol=1e-3))
     return Suite("matmul", cases)

@@ -89,8 +89,10 @@ def export(fn_or_graph: Graph | Callable[..., Any], path: str | os.PathLike[str]
 
     _check_options(opt_level, fast_math, threads)
     t0 = time.perf_counter()
-    fn = getattr(fn_or_graph, "fn", fn_or_graph)  # a tj.jit function: its Python function
-    graph = fn_or_graph if isinstance(fn_or_graph, Graph) else trace(fn, *specs)
+    if isinstance(fn_or_graph, Graph):
+        graph = fn_or_graph
+    else:  # a Python function, or a tj.jit function (its Python function is .fn)
+        graph = trace(getattr(fn_or_graph, "fn", fn_or_graph), *specs)
     out = Path(path).resolve()
     name = name or _default_name(out, graph)
     if not csource.c_identifier(name):
