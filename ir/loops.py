@@ -113,16 +113,19 @@ class DimParam(Expr):
 
 
 class Load(Expr):
-    __slots__ = ("buffer", "index", "dtype")
+    """``buffer[index]``; with a ``mask`` (bool), lanes where it is false read nothing
+    (their value is 0), so ``index`` may point outside the buffer there: padding."""
 
-    def __new__(cls, buffer: str, index: Expr, dtype: DType) -> Load:
-        return _intern(cls, buffer, index, dtype)
+    __slots__ = ("buffer", "index", "dtype", "mask")
 
-    def _init(self, buffer: str, index: Expr, dtype: DType) -> None:
-        self.buffer, self.index, self.dtype = buffer, index, dtype
+    def __new__(cls, buffer: str, index: Expr, dtype: DType, mask: Expr | None = None) -> Load:
+        return _intern(cls, buffer, index, dtype, mask)
+
+    def _init(self, buffer: str, index: Expr, dtype: DType, mask: Expr | None) -> None:
+        self.buffer, self.index, self.dtype, self.mask = buffer, index, dtype, mask
 
     def children(self) -> tuple[Expr, ...]:
-        return (self.index,)
+        return (self.index,) if self.mask is None else (self.index, self.mask)
 
 
 class Op(Expr):
@@ -173,7 +176,7 @@ def rebuild(e: Expr, children: tuple[Expr, ...]) -> Expr:
     if isinstance(e, Cast):
         return Cast(children[0], e.dtype)
     if isinstance(e, Load):
-        return Load(e.buffer, children[0], e.dtype)
+        return Load(e.buffer, children[0], e.dtype, children[1] if len(children) > 1 else None)
     return e
 
 
@@ -329,6 +332,8 @@ def format_expr(e: Expr) -> str:
     if isinstance(e, AccRef):
         return e.name
     if isinstance(e, Load):
+        if e.mask is not None:
+            return f"{e.buffer}[{format_expr(e.index)} if {format_expr(e.mask)}]"
         return f"{e.buffer}[{format_expr(e.index)}]"
     if isinstance(e, Cast):
         return f"{e.dtype.short}({format_expr(e.x)})"

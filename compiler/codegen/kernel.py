@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.gemm import emit_gemm
 from tensorjit.compiler.codegen.mathlib import splat
-from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum
+from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum, type_suffix
 from tensorjit.compiler.codegen.types import (
     I32,
     I64,
@@ -384,6 +384,8 @@ class KernelEmitter:
             return self.b.add(base, step), True
         if isinstance(e, Load):
             coef = self.coef(e.index)
+            if e.mask is not None:
+                return self._masked_vector_load(e, coef), True
             if coef == 1:
                 return self.load(e.buffer, self.scalar(e.index), e.dtype, self.lanes), True
             idx = self.as_vector(self.vexpr(e.index), DType.int64)
@@ -401,6 +403,43 @@ class KernelEmitter:
             vec = [self.as_vector(a, x.dtype) for a, x in zip(args, e.args)]
             return emit_op(self.b, e.op, vec, _in_dtype(e), e.dtype, self.flags), True
         raise TypeError(e)
+
+    def _masked_scalar_load(self, e: Load, index: ir.Value, mask: ir.Value) -> ir.Value:
+        """Read only if the mask holds (the index may be out of bounds otherwise)."""
+        b = self.b
+        before = b.block
+        with b.if_then(mask):
+            value = self.load(e.buffer, index, e.dtype)
+            then = b.block
+        merged = b.phi(value.type)
+        merged.add_incoming(splat(0, value.type), before)
+        merged.add_incoming(value, then)
+        return merged
+
+    def _masked_vector_load(self, e: Load, coef: int | None) -> ir.Value:
+        assert e.mask is not None
+        mask = self.as_vector(self.vexpr(e.mask), DType.bool)
+        lanes = self.lanes
+        if coef == 1:  # contiguous: one masked vector load, no touch of masked-off lanes
+            mty = mem_type(e.dtype, lanes)
+            ptr = self.b.gep(self.ptrs[e.buffer], [self.scalar(e.index)], inbounds=False,
+                             source_etype=mem_type(e.dtype))
+            name = f"llvm.masked.load.v{lanes}{type_suffix(mem_type(e.dtype))}.p0"
+            fn = self.b.module.globals.get(name) or ir.Function(
+                self.b.module, ir.FunctionType(mty, [PTR, I32, mask.type, mty]), name)
+            value = self.b.call(fn, [ptr, ir.Constant(I32, e.dtype.itemsize), mask,
+                                     splat(0, mty)])
+            if e.dtype is DType.bool:
+                value = self.b.icmp_unsigned("!=", value, splat(0, mty))
+            return value
+        index = self.as_vector(self.vexpr(e.index), DType.int64)
+        out = splat(0, reg_type(e.dtype, lanes))
+        for lane in range(lanes):
+            k = ir.Constant(I32, lane)
+            value = self._masked_scalar_load(e, self.b.extract_element(index, k),
+                                             self.b.extract_element(mask, k))
+            out = self.b.insert_element(out, value, k)
+        return out
 
     # --- expressions (scalar) ---------------------------------------------------------
     def scalar(self, e: Expr) -> ir.Value:
@@ -428,6 +467,8 @@ class KernelEmitter:
                 return self.b.load(self.accs[e.name][3])
             return self.b.load(slot)
         if isinstance(e, Load):
+            if e.mask is not None:
+                return self._masked_scalar_load(e, self.scalar(e.index), self.scalar(e.mask))
             return self.load(e.buffer, self.scalar(e.index), e.dtype)
         if isinstance(e, Cast):
             return emit_cast(self.b, self.scalar(e.x), e.x.dtype, e.dtype)

@@ -320,7 +320,7 @@ def emit_cast(b: ir.IRBuilder, x: ir.Value, src: DType, dst: DType) -> ir.Value:
         return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
     if src.is_float:
         # Saturating: NaN -> 0 and out-of-range values clamp, where plain fptosi is poison.
-        name = f"llvm.fptosi.sat.{_suffix(to)}.{_suffix(x.type)}"
+        name = f"llvm.fptosi.sat.{type_suffix(to)}.{type_suffix(x.type)}"
         fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(to, [x.type]),
                                                        name)
         return b.call(fn, [x])
@@ -329,9 +329,9 @@ def emit_cast(b: ir.IRBuilder, x: ir.Value, src: DType, dst: DType) -> ir.Value:
     return b.sext(x, to) if dst.itemsize > src.itemsize else b.trunc(x, to)
 
 
-def _suffix(t: ir.Type) -> str:
+def type_suffix(t: ir.Type) -> str:
     if isinstance(t, ir.VectorType):
-        return f"v{t.count}{_suffix(t.element)}"
+        return f"v{t.count}{type_suffix(t.element)}"
     if isinstance(t, ir.FloatType):
         return "f32"
     if isinstance(t, ir.DoubleType):

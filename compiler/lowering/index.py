@@ -146,11 +146,35 @@ def _upper(e: Expr, extents: Extents) -> Expr | None:
         return extents.get(e.name)
     if isinstance(e, Op) and e.op == "imod":
         return e.args[1]
-    if isinstance(e, Op) and e.op == "idiv" and isinstance(e.args[1], Const):
-        up = _upper(e.args[0], extents)
-        if isinstance(up, Const):
-            return const(-(-int(up.value) // int(e.args[1].value)))
-    return None
+    top = _max_value(e, extents)
+    return None if top is None else const(top + 1)
+
+
+def _max_value(e: Expr, extents: Extents) -> int | None:
+    """The largest value of a non-negative static index expression, or None if unknown
+    (symbolic extents, negative coefficients)."""
+    if isinstance(e, Const):
+        return int(e.value)
+    if isinstance(e, Var):
+        up = extents.get(e.name)
+        return int(up.value) - 1 if isinstance(up, Const) else None
+    if not isinstance(e, Op):
+        return None
+    if e.op == "imod" and isinstance(e.args[1], Const):
+        return int(e.args[1].value) - 1
+    if e.op == "idiv" and isinstance(e.args[1], Const):
+        top = _max_value(e.args[0], extents)
+        return None if top is None else top // int(e.args[1].value)
+    terms, c = affine(e)
+    if terms == {e: 1} or c < 0 or any(v < 0 for v in terms.values()):
+        return None
+    total = c
+    for atom, coef in terms.items():
+        top = _max_value(atom, extents)
+        if top is None:
+            return None
+        total += coef * top
+    return total
 
 
 def _fits(terms: Mapping[Expr, int], c: int, divisor: Expr, extents: Extents) -> bool:

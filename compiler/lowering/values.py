@@ -54,10 +54,11 @@ class ValueBuilder:
         self.scope = scope
         self.loads: set[str] = set()
         self._memo: dict[tuple, Expr] = {}
+        self.mask: Expr | None = None  # loads made now may only touch lanes where it holds
 
     # --- entry points ----------------------------------------------------------------
     def at(self, node: Node, index: list[Expr]) -> Expr:
-        key = (node, tuple(index))
+        key = (node, tuple(index), self.mask)
         hit = self._memo.get(key)
         if hit is None:
             hit = self._value(node, index)
@@ -110,7 +111,16 @@ class ValueBuilder:
             raise NotFlat(node.op)
         name = self.buffers[node]
         self.loads.add(name)
-        return Load(name, flat, node.dtype)
+        return Load(name, flat, node.dtype, self.mask)
+
+    def _masked(self, node: Node, index: list[Expr], inside: Expr) -> Expr:
+        """``node[index]`` read only where ``inside`` holds (padding reads no memory)."""
+        outer = self.mask
+        self.mask = inside if outer is None else Op("logical_and", (outer, inside), BOOL)
+        try:
+            return self.at(node, index)
+        finally:
+            self.mask = outer
 
     def _elementwise(self, node: Node, args: list[Expr]) -> Expr:
         if node.op == "cast":
@@ -172,14 +182,12 @@ class ValueBuilder:
                 src.append(i)
                 continue
             j = ix.sub(i, ix.const(lo))
-            extent = ix.dim_expr(d, self.dims)
-            ok = Op("logical_and", (Op("ge", (j, ix.const(0)), BOOL),
-                                    Op("lt", (j, extent), BOOL)), BOOL)
+            ok = _within(j, ix.dim_expr(d, self.dims))
             inside = ok if inside is None else Op("logical_and", (inside, ok), BOOL)
-            src.append(ix.clamp(j, extent))
-        value = self.at(inp, src)
+            src.append(j)
         if inside is None:
-            return value
+            return self.at(inp, src)
+        value = self._masked(inp, src, inside)
         return Op("select", (inside, value, Const(node.attr("value"), node.dtype)), node.dtype)
 
     def _concat(self, node: Node, index: list[Expr]) -> Expr:
@@ -211,14 +219,12 @@ class ValueBuilder:
                                     node.attr("dilation"), inp.shape[-2:]):
             pos = ix.add(ix.add(ix.mul(o, ix.const(s)), ix.mul(k, ix.const(d))), ix.const(-p))
             if p:
-                ok = Op("logical_and", (Op("ge", (pos, ix.const(0)), BOOL),
-                                        Op("lt", (pos, ix.const(n)), BOOL)), BOOL)
+                ok = _within(pos, ix.const(n))
                 inside = ok if inside is None else Op("logical_and", (inside, ok), BOOL)
-                pos = ix.clamp(pos, ix.const(n))
             src.append(pos)
-        value = self.at(inp, lead + src)
         if inside is None:
-            return value
+            return self.at(inp, lead + src)
+        value = self._masked(inp, lead + src, inside)
         return Op("select", (inside, value, Const(node.attr("value"), node.dtype)), node.dtype)
 
     def _take(self, node: Node, index: list[Expr]) -> Expr:
@@ -231,3 +237,8 @@ class ValueBuilder:
                                 Op("add", (position, n), DType.int64), position), DType.int64)
         src = index[:axis] + [ix.clamp(wrapped, n)] + index[axis + k:]
         return self.at(data, src)
+
+
+def _within(i: Expr, n: Expr) -> Expr:
+    """0 <= i < n."""
+    return Op("logical_and", (Op("ge", (i, ix.const(0)), BOOL), Op("lt", (i, n), BOOL)), BOOL)
