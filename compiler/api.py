@@ -8,7 +8,9 @@ optimize and load it, and wrap the entry point in a ``CompiledFunction``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,12 +21,17 @@ import numpy as np
 
 from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
 from tensorjit.compiler.frontend.trace import trace
-from tensorjit.compiler.lowering.lower import lower
+from tensorjit.compiler.lowering.lower import Lowering
+from tensorjit.compiler.lowering.report import fusion_report
 from tensorjit.compiler.persistent import Lookup, graph_identity
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
 from tensorjit.ir.loops import format_module, verify_module
+from tensorjit.ir.shapes import Size
 from tensorjit.ir.verifier import verify_graph
+from tensorjit.passes.manager import PassContext
+from tensorjit.passes.memory import plan_memory
+from tensorjit.passes.pipeline import DEFAULT as PIPELINE
 from tensorjit.runtime.compiled import ArenaItem, ArgSpec, CompiledFunction, Signature
 from tensorjit.runtime.diskcache import disabled as cache_disabled
 from tensorjit.runtime.engine import Target, jit_compile
@@ -84,14 +91,24 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     timings: dict[str, float] = {}
     t = time.perf_counter()
     verify_graph(graph, "compile")
-    module = lower(graph)
+    passes = PassContext.from_env(fast_math, keep_text=bool(os.environ.get("TENSORJIT_DUMP")))
+    optimized = PIPELINE.run(graph, passes)
+    timings["passes"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lowering = Lowering(optimized)
+    module = lowering.run()
+    verify_module(module)
+    fusion_text = functools.lru_cache(maxsize=1)(
+        lambda lowered=module: fusion_report(lowering, lowered))
+    module, plan = plan_memory(module)
     verify_module(module)
     timings["lower"] = time.perf_counter() - t
     t = time.perf_counter()
     target = target or Target.host()
     entry = f"tj_{graph.name}" if graph.name.isidentifier() else "tj_entry"
     lanes = target.vector_bytes() // 4
-    llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math, threads=threads)
+    llvm_module = emit_llvm(module, entry, lanes, fast_math=fast_math, threads=threads,
+                            arena_offsets=None if plan is None else plan.offsets)
     llvm_text = str(llvm_module)
     timings["codegen"] = time.perf_counter() - t
     code = jit_compile(llvm_text, opt_level, target)
@@ -101,15 +118,21 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
         outputs=tuple(ArgSpec(f"out{k}", o.shape, o.dtype) for k, o in enumerate(graph.outputs)),
         returns_tuple=graph.returns_tuple,
         symbols=module.symbols,
-        arena=tuple(ArenaItem(s.numel, s.itemsize) for s in arena_slots(module)),
+        arena=(ArenaItem(Size(plan.arena_bytes), 1),) if plan is not None else
+        tuple(ArenaItem(s.numel, s.itemsize) for s in arena_slots(module)),
         consts=tuple(np.ascontiguousarray(c.array()) for c in module.consts),
     )
     graph_text = str(graph)
+    optimized_text = str(optimized)
     loops_text = format_module(module)
+    memory_text = plan.format() if plan is not None else \
+        "no plan: temporaries of symbolic size are bump-allocated in buffer order"
     stages: dict[str, Callable[[], str]] = {
         "graph": lambda: graph_text,
-        "optimized": lambda: graph_text,
+        "optimized": lambda: optimized_text,
+        "fusion": fusion_text,
         "loops": lambda: loops_text,
+        "memory": lambda: memory_text,
         "llvm": lambda: llvm_text,
         "llvm-opt": lambda: code.optimized_ir,
         "asm": functools.lru_cache(maxsize=1)(code.asm),
@@ -118,24 +141,34 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     stats = {
         "compile_seconds": timings,
         "kernels": len(module.kernels),
-        "arena_bytes": sum(-(-s.numel.coef * s.itemsize // 64) * 64
-                           for s in arena_slots(module)) if not module.symbols else None,
+        "arena_bytes": plan.arena_bytes if plan is not None else None,
+        "arena_naive_bytes": plan.naive_bytes if plan is not None else None,
+        "pass_seconds": dict(passes.seconds),
+        "pass_changes": dict(passes.changes),
         "threads": 1 if threads is None else threads,
         "target": f"{target.cpu} ({target.vector_bytes() * 8}-bit vectors)",
     }
     fn = CompiledFunction(graph.name, sig, code.address(entry), code, stages, stats)
-    _dump(graph.name, fn)
+    _dump(graph.name, fn, passes.snapshots)
     return fn
 
 
-def _dump(name: str, fn: CompiledFunction) -> None:
+def _dump(name: str, fn: CompiledFunction, passes: list[tuple[str, str]]) -> None:
+    """``TENSORJIT_DUMP=DIR``: every stage's text, the graph after every pass included, as
+    ``DIR/NAME-HASH.NN.STAGE.txt`` (HASH tells apart functions of one name; NN orders the
+    stages, so ``diff`` of consecutive files shows what one pass or stage did)."""
     directory = os.environ.get("TENSORJIT_DUMP")
     if not directory:
         return
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    for k, stage in enumerate(fn.stage_names()):
-        (path / f"{name}.{k}.{stage}.txt").write_text(fn.ir(stage))
+    graph_text = fn.ir("graph")
+    base = re.sub(r"[^\w.-]+", "_", name).strip("_") or "fn"
+    base += "-" + hashlib.sha1(graph_text.encode()).hexdigest()[:8]
+    texts = [("graph", graph_text)] + [(f"pass-{p}", text) for p, text in passes]
+    texts += [(stage, fn.ir(stage)) for stage in fn.stage_names() if stage != "graph"]
+    for k, (stage, text) in enumerate(texts):
+        (path / f"{base}.{k:02d}.{stage}.txt").write_text(text + "\n")
 
 
 def _signature_of(args: tuple[Any, ...]) -> tuple:

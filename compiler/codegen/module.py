@@ -126,7 +126,10 @@ def _task(m: ir.Module, kernel_fn: ir.Function, n_args: int) -> ir.Function:
 
 
 def emit_llvm(module: Module, entry_name: str, lanes: int = 16, fast_math: bool = False,
-              threads: int | None = None) -> ir.Module:
+              threads: int | None = None,
+              arena_offsets: dict[str, int] | None = None) -> ir.Module:
+    """``arena_offsets``: each temp's byte offset in the arena (a memory plan, see
+    ``passes/memory.py``); without it temps are bump-allocated in ``Module.buffers`` order."""
     m = ir.Module(name=module.name)
     plans = [None if threads == 1 else parallel_plan(k) for k in module.kernels]
     kernels = [KernelEmitter(m, k, lanes, fast_math, plan is not None).emit()
@@ -144,7 +147,10 @@ def emit_llvm(module: Module, entry_name: str, lanes: int = 16, fast_math: bool 
     ptrs: dict[str, ir.Value] = {}
     offset: ir.Value = ir.Constant(I64, 0)
     for buf in module.buffers:
-        if buf.kind == "temp":
+        if buf.kind == "temp" and arena_offsets is not None:
+            ptrs[buf.name] = b.gep(arena, [ir.Constant(I64, arena_offsets[buf.name])],
+                                   inbounds=True, source_etype=ir.IntType(8))
+        elif buf.kind == "temp":
             ptrs[buf.name] = b.gep(arena, [offset], inbounds=True, source_etype=ir.IntType(8))
             nbytes: ir.Value = ir.Constant(I64, buf.numel.coef * buf.dtype.itemsize)
             for sym in buf.numel.syms:
