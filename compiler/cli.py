@@ -166,15 +166,17 @@ def build_parser() -> argparse.ArgumentParser:
     ir = sub.add_parser(
         "ir", help="print a compilation stage of a function", formatter_class=raw,
         description="Trace MODULE:FN on the given argument specs and print one stage: the "
-                    "graph IR, the fused loop nests, LLVM IR before or after optimization, "
-                    "or the machine code.",
+                    "graph IR before or after the graph passes, the kernel each node went "
+                    "to (fusion), the fused loop nests, the arena plan (memory), LLVM IR "
+                    "before or after optimization, or the machine code.",
         epilog="example:\n  tensorjit ir mymodel:forward --spec 'x:f32[batch,784]' "
                "--spec 'w:f32[784,10]' --stage loops")
     ir.add_argument("target", metavar="MODULE:FN", help="the function, e.g. mymodel:forward")
     ir.add_argument("--spec", action="append", default=[], metavar="NAME:DTYPE[DIMS]",
                     help=_SPEC_HELP)
     ir.add_argument("--stage", default="loops",
-                    choices=["graph", "optimized", "loops", "llvm", "llvm-opt", "asm"])
+                    choices=["graph", "optimized", "fusion", "loops", "memory", "llvm",
+                             "llvm-opt", "asm"])
     ir.set_defaults(run=_ir)
 
     comp = sub.add_parser(
