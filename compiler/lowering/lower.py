@@ -330,6 +330,8 @@ class Lowering:
         if not isinstance(n_dim, int) or root.dtype not in _GEMM_DTYPES:
             return None
         mc, kc, mr, nr = GEMM_TILES[root.dtype.itemsize]
+        if isinstance(k_dim, int) and k_dim > kc:  # equal depth blocks: no thin last block
+            kc = -(-k_dim // -(-k_dim // kc))
         bvars = self._vars("i", batch)
         m_e, k_e = ix.dim_expr(m_dim, self.dims), ix.dim_expr(k_dim, self.dims)
         group = Group("gemm", batch, (), KernelScope())
