@@ -39,6 +39,7 @@ class PassContext:
     changes: dict[str, int] = field(default_factory=dict)
     snapshots: list[tuple[str, str]] = field(default_factory=list)
     input_graph: Graph | None = None
+    digests: dict = field(default_factory=dict)  # structural digests, shared by the passes
 
     @staticmethod
     def from_env(fast_math: bool = False, keep_text: bool = False) -> PassContext:
@@ -66,7 +67,7 @@ def rewrite_pass(name: str, *tables: RuleTable, doc: str = "") -> Pass:
     """A pass that runs the fixed-point rewriter over ``tables``."""
 
     def run(graph: Graph, ctx: PassContext) -> Graph:
-        rctx = RewriteContext(fast_math=ctx.fast_math)
+        rctx = RewriteContext(fast_math=ctx.fast_math, _digests=ctx.digests)
         out = rewrite(graph, tables, rctx)
         ctx.changes[name] = ctx.changes.get(name, 0) + sum(rctx.fired.values())
         return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph, Node, make_node
-from tensorjit.ir.printer import format_attrs, format_node_short, format_type
+from tensorjit.ir.printer import format_node_short
 
 RuleFn = Callable[[Node, "RewriteContext"], "Node | None"]
 
@@ -96,12 +96,12 @@ class RewriteContext:
             stack.pop()
             if n in self._digests:
                 continue
-            h = hashlib.blake2b(digest_size=8)
-            h.update(f"{n.op}{format_attrs(n)}:{format_type(n)}".encode())
-            for name, value in n.attrs:
-                data = getattr(value, "data", None)
+            h = hashlib.blake2b(repr((n.op, n.attrs, n.shape, n.dtype.value)).encode(),
+                                digest_size=8)
+            for _, value in n.attrs:
+                data = getattr(value, "data", None)  # an array constant's contents
                 if isinstance(data, bytes):
-                    h.update(name.encode() + data)
+                    h.update(data)
             for i in n.inputs:
                 h.update(self._digests[i])
             self._digests[n] = h.digest()

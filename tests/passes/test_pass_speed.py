@@ -1,5 +1,7 @@
 """The graph passes on a 1,000-node graph: measured and printed (target: under 100 ms in
-total). No timing assertion: shared CI machines are noisy. Run with ``-s`` to see:
+total). No timing assertion: shared CI machines are noisy. Both wall-clock and CPU time
+are printed: on a loaded machine the wall clock also counts waiting for a core, while the
+passes' own cost is their CPU time (they run on one thread). Run with ``-s`` to see:
 
     pytest -s tests/passes/test_pass_speed.py
 """
@@ -33,16 +35,18 @@ def test_thousand_node_graph_passes_time() -> None:
     graph = tj.trace(thousand_nodes, x, b)
     assert len(graph.nodes()) >= 1000
     best: dict[str, float] = {}
-    totals = []
+    totals, cpu = [], []
     for _ in range(5):
         ctx = PassContext()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = DEFAULT.run(graph, ctx)
         totals.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         for name, seconds in ctx.seconds.items():
             best[name] = min(best.get(name, seconds), seconds)
     assert len(out.nodes()) < len(graph.nodes())
     per_pass = ", ".join(f"{k} {v * 1e3:.1f}" for k, v in best.items())
     print(f"\n{len(graph.nodes())} nodes -> {len(out.nodes())}: graph passes "
-          f"{min(totals) * 1e3:.1f} ms (best of 5; median "
-          f"{sorted(totals)[2] * 1e3:.1f} ms); per pass (ms): {per_pass}")
+          f"{min(totals) * 1e3:.1f} ms wall, {min(cpu) * 1e3:.1f} ms CPU (best of 5; median "
+          f"{sorted(totals)[2] * 1e3:.1f} ms wall, {sorted(cpu)[2] * 1e3:.1f} ms CPU); "
+          f"per pass (ms, wall): {per_pass}")
