@@ -82,7 +82,8 @@ class RewriteContext:
 
     def digest(self, node: Node) -> bytes:
         """A structural hash, equal for structurally equal nodes and stable across runs
-        (unlike ``hash``), used to order commutative operands canonically."""
+        (unlike ``hash``), used to order commutative operands canonically; parameters hash
+        to their index, so ``add(%1, %0)`` becomes ``add(%0, %1)``."""
         known = self._digests.get(node)
         if known is not None:
             return known
@@ -95,6 +96,9 @@ class RewriteContext:
                 continue
             stack.pop()
             if n in self._digests:
+                continue
+            if n.op == "param":  # parameters in call order (a graph has one per index)
+                self._digests[n] = int(n.attr("index")).to_bytes(8, "big")
                 continue
             h = hashlib.blake2b(repr((n.op, n.attrs, n.shape, n.dtype.value)).encode(),
                                 digest_size=8)
