@@ -187,3 +187,24 @@ def test_bad_names_and_targets(tmp_path):
     with pytest.raises(tj.TensorJitError, match="no manifest"):
         (tmp_path / "libz.so").write_bytes(b"")
         tj.load(tmp_path / "libz.so")
+
+
+def test_c_entry_from_several_threads_at_once(exported):
+    """Each thread keeps its own scratch arena; the pool runs a second caller inline."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    lib = ctypes.CDLL(str(exported.library))  # ctypes releases the GIL during calls
+    fp = ctypes.POINTER(ctypes.c_float)
+    lib.layer.argtypes = [fp, fp, ctypes.c_int64]
+    ref = tj.jit(layer)
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((1 + 37 * k, 6)).astype(np.float32) for k in range(8)]
+
+    def work(x: np.ndarray) -> bool:
+        y = np.empty((x.shape[0], 5), np.float32)
+        for _ in range(20):
+            assert lib.layer(x.ctypes.data_as(fp), y.ctypes.data_as(fp), x.shape[0]) == 0
+        return bool(np.allclose(y, ref(x), rtol=1e-6, atol=1e-7))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, xs))
