@@ -210,8 +210,8 @@ def format_table(report: Report) -> str:
         f"{m.threads}; all threads at once measured {m.fma_all_threads / 1e9:.0f})",
         "speedup = other system's time / tensorjit's time (> 1: tensorjit is faster); "
         "times are medians per call;",
-        "of peak = rate / triad bandwidth (GB/s cases) or / FMA peak (GFLOP/s cases); data "
-        "that stays in cache can exceed 100%",
+        "of peak = rate / triad bandwidth (GB/s cases) or / FMA peak (GFLOP/s cases); "
+        "read-only kernels can exceed 100% (the triad also pays for write-allocates)",
         "",
     ]
     headers = ["suite", "case", "tensorjit", "rate", "of peak",
