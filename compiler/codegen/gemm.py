@@ -19,7 +19,7 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import intrinsic
-from tensorjit.compiler.codegen.types import I64, mem_type, opaque_alloca, reg_type
+from tensorjit.compiler.codegen.types import I64, PTR, mem_type, opaque_alloca, reg_type
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.loops import Gemm
 
@@ -31,12 +31,78 @@ def _i64(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 
 
+def micro_kernel(module: ir.Module, dt: DType, mr: int, nr: int, lanes: int) -> ir.Function:
+    """``void(ptr a, ptr b, i64 depth, ptr tile)``: tile[mr x nr] = a[depth x mr]^T @
+    b[depth x nr] from packed panels. One per module and tile shape (not inlined: every
+    GEMM of a module shares its machine code, which keeps compile time down)."""
+    name = f"tj.gemm.micro.{dt.short}.{mr}x{nr}"
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    vty, mty = reg_type(dt, lanes), mem_type(dt)
+    nvec = nr // lanes
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, PTR]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    a, bp, depth, tile = fn.args
+    for arg in (a, bp, tile):
+        arg.add_attribute("noalias")
+    entry = fn.append_basic_block("entry")
+    loop = fn.append_basic_block("loop")
+    done = fn.append_basic_block("done")
+    b = ir.IRBuilder(entry)
+    zero = splat(0, vty)
+    b.cbranch(b.icmp_signed(">", depth, _i64(0)), loop, done)
+    b.position_at_end(loop)
+    d = b.phi(I64, "d")
+    d.add_incoming(_i64(0), entry)
+    accs = [[b.phi(vty) for _ in range(nvec)] for _ in range(mr)]
+    for row in accs:
+        for acc in row:
+            acc.add_incoming(zero, entry)
+    b_row = b.mul(d, _i64(nr))
+    bv = [b.load(b.gep(bp, [b.add(b_row, _i64(h * lanes))], source_etype=mty), typ=vty,
+                 align=64) for h in range(nvec)]
+    a_row = b.mul(d, _i64(mr))
+    new = []
+    for i in range(mr):
+        av = b.load(b.gep(a, [b.add(a_row, _i64(i))], source_etype=mty), typ=mty)
+        undef = ir.Constant(vty, ir.Undefined)
+        av = b.shuffle_vector(b.insert_element(undef, av, ir.Constant(ir.IntType(32), 0)),
+                              undef, ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                                                 [0] * lanes))
+        row = []
+        for h in range(nvec):
+            if dt.is_float:
+                row.append(intrinsic(b, "llvm.fma", [av, bv[h], accs[i][h]]))
+            else:
+                row.append(b.add(b.mul(av, bv[h]), accs[i][h]))
+        new.append(row)
+    nxt = b.add(d, _i64(1))
+    for acc_row, new_row in zip(accs, new):
+        for acc, value in zip(acc_row, new_row):
+            acc.add_incoming(value, loop)
+    d.add_incoming(nxt, loop)
+    b.cbranch(b.icmp_signed("<", nxt, depth), loop, done)
+    b.position_at_end(done)
+    finals = []
+    for i in range(mr):
+        for h in range(nvec):
+            final = b.phi(vty)
+            final.add_incoming(zero, entry)
+            final.add_incoming(new[i][h], loop)
+            finals.append((i, h, final))
+    for i, h, final in finals:
+        b.store(final, b.gep(tile, [_i64(i * nr + h * lanes)], source_etype=mty), align=64)
+    b.ret_void()
+    return fn
+
+
 def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     b = k.b
     dt = g.dtype
     lanes = 64 // dt.itemsize if k.max_lanes >= 16 else 32 // dt.itemsize
-    nvec = g.nr // lanes
-    vty, ety, mty = reg_type(dt, lanes), reg_type(dt), mem_type(dt)
+    ety, mty = reg_type(dt), mem_type(dt)
     m, n, kk = k.scalar(g.m), k.scalar(g.n), k.scalar(g.k)
     a_base, a_sm, a_sk = k.scalar(g.a_base), k.scalar(g.a_sm), k.scalar(g.a_sk)
     b_base, out_base = k.scalar(g.b_base), k.scalar(g.out_base)
@@ -48,8 +114,8 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     m1 = smin(m, b.add(m0, _i64(g.mc)))
     entry = ir.IRBuilder(k.entry)
     packed_a = opaque_alloca(entry, ir.ArrayType(mty, g.mc * g.kc), 64)
-    accs = [[entry.alloca(vty) for _ in range(nvec)] for _ in range(g.mr)]
     tile = opaque_alloca(entry, ir.ArrayType(mty, g.mr * g.nr), 64)
+    micro = micro_kernel(b.module, dt, g.mr, g.nr, lanes)
     n_kb = b.sdiv(b.add(kk, _i64(g.kc - 1)), _i64(g.kc))
     n_kb = b.select(b.icmp_signed("<", n_kb, _i64(1)), _i64(1), n_kb)  # K == 0: one empty block
     rows = b.sub(m1, m0)
@@ -86,33 +152,10 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
             b_panel = b.add(b_base, b.mul(b.add(b.mul(p, kk), k0), _i64(g.nr)))
 
             def row_panel(q: ir.Value) -> None:
-                for row in accs:
-                    for slot in row:
-                        b.store(splat(0, vty), slot)
-                a_panel = b.mul(b.mul(q, depth), _i64(g.mr))
-
-                def step(d: ir.Value) -> None:
-                    bv = [k.load(g.b_packed, b.add(b.add(b_panel, b.mul(d, _i64(g.nr))),
-                                                   _i64(h * lanes)), dt, lanes, align=64)
-                          for h in range(nvec)]
-                    a_row = b.add(a_panel, b.mul(d, _i64(g.mr)))
-                    for i in range(g.mr):
-                        av = k.load_ptr(packed_a, b.add(a_row, _i64(i)), dt)
-                        av = k.as_vector_of(av, dt, lanes)
-                        for h in range(nvec):
-                            acc = b.load(accs[i][h])
-                            if dt.is_float:
-                                acc = intrinsic(b, "llvm.fma", [av, bv[h], acc])
-                            else:
-                                acc = b.add(b.mul(av, bv[h]), acc)
-                            b.store(acc, accs[i][h])
-
-                k.counted("gk", _i64(0), depth, 1, step)
-                # Spill the tile once; the stores below loop over it, so the epilogue is
-                # emitted twice (vector and lane paths), not once per register.
-                for i, row in enumerate(accs):
-                    for h, slot in enumerate(row):
-                        k.store_ptr(tile, _i64(i * g.nr + h * lanes), b.load(slot), dt)
+                a_panel = b.gep(packed_a, [b.mul(b.mul(q, depth), _i64(g.mr))],
+                                source_etype=mty)
+                b_ptr = b.gep(k.ptrs[g.b_packed], [b_panel], source_etype=mty)
+                b.call(micro, [a_panel, b_ptr, depth, tile])
                 row0 = b.add(m0, b.mul(q, _i64(g.mr)))
                 valid_rows = smin(_i64(g.mr), b.sub(m1, row0))
                 full = b.icmp_signed("==", cols, _i64(g.nr))
