@@ -11,17 +11,52 @@ signed zeros and denormals behave like NumPy. Polynomials are evaluated with
 explicit ``llvm.fma`` so that results do not depend on contraction decisions.
 
 Polynomial coefficients are minimax fits computed by a Remez exchange in 60-digit
-arithmetic (mpmath) on the stated interval with relative weighting, then rounded
-to the working precision. Accuracy bounds in the docstrings are the maximum
-errors measured by ``tests/compiler/codegen/test_mathlib.py`` and by the
-offline sweeps described there: float32 in ULP against the correctly rounded
-result, float64 in ULP against NumPy/mpmath.
+arithmetic (mpmath) on the stated interval with relative weighting (absolute for
+log(erfc)), then rounded to the working precision.
+
+Measured maximum errors, in ULP of the exact result (fractions: 0.5 would be
+correctly rounded). float32: all 2^32 inputs for exp, log, tanh, sigmoid, erf
+and sin, 3e7 random bit patterns plus the test sweeps for the others, against
+NumPy's float64 result. float64: ~4e6 sampled inputs per function, the 3000
+worst against NumPy re-checked with mpmath. The tests assert <= 4 ULP
+(float32, integer distance to the correctly rounded value) and <= 4 ULP to
+NumPy (float64), i.e. far inside the 1e-13 relative budget::
+
+    function  float32  float64   notes
+    exp       0.91     0.82      overflow -> inf; denormal results rounded once
+    log       0.94     1.13      0 -> -inf, x < 0 -> NaN
+    tanh      1.04     1.33      +-inf -> +-1, sign of zero kept
+    sigmoid   2.4      2.1       1/(1+exp(-x)), no overflow, denormal tails kept
+    erf       2.0      1.0
+    sin, cos  2.16     2.10      float32: every finite x; float64: |x| <= 2^50
+    tan       2.44     2.26      same ranges as sin
+    expm1     1.38     1.78
+    log1p     1.44     1.58
+    log2      1.46     1.61      exact for powers of two
+    arctan    1.83     1.77
+
+sin/cos/tan argument reduction: Cody-Waite (pi/2 in four parts, FMA) for
+moderate arguments; float32 lanes with |x| >= 2^16 use a table-free Payne-Hanek
+reduction (96 bits of 2/pi picked by selects, 32x32->64 integer products), so
+float32 is accurate for every finite argument, including the worst cases next
+to multiples of pi/2. float64 is reduced by Cody-Waite only and is accurate up
+to |x| <= 2^50 (``TRIG_MAX_ARG_F64``); beyond that the result is NaN rather than
+a wrong number, and callers that need NumPy's value there must handle those
+lanes themselves (the code generator branches to libm for them).
+
+Cost (AMD Zen 4, float32 x16 / float64 x8, in-cache loop, ns per element at
+2.6 GHz): exp 0.45 / 0.78, log 0.53 / 0.99, tanh 0.68 / 1.47, sigmoid
+0.55 / 0.97, erf 0.95 / 2.67, sin and cos 1.1 / 0.74 (float32 pays ~0.65 ns for
+the full-range reduction), tan 1.15 / 1.17, expm1 0.56 / 0.93, log1p 0.65 / 1.19,
+log2 0.54 / 1.03, arctan 0.47 / 0.99.
 
 Public interface::
 
     MATH_FUNCTIONS                      # names emit_math understands
     emit_math(builder, name, x, y=None) # value of the same type as x
-    splat(value, ty), is_vector(ty), element_type(ty)
+    splat(value, ty), is_vector(ty), element_type(ty)   # scalar/vector-agnostic helpers
+    declare_intrinsic(module, name, ret, args, overloads=None)
+    TRIG_MAX_ARG_F64                    # float64 sin/cos/tan are NaN beyond this
 """
 
 from __future__ import annotations
@@ -32,10 +67,15 @@ from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
-__all__ = ["MATH_FUNCTIONS", "element_type", "emit_math", "is_vector", "splat"]
-
-FloatTy = ir.FloatType | ir.DoubleType
-
+__all__ = [
+    "MATH_FUNCTIONS",
+    "TRIG_MAX_ARG_F64",
+    "declare_intrinsic",
+    "element_type",
+    "emit_math",
+    "is_vector",
+    "splat",
+]
 
 # ----------------------------------------------------------------------------
 # Type helpers shared with the code generator
@@ -292,7 +332,8 @@ def _exp_nonan(m: _Emitter, x: ir.Value) -> ir.Value:
 
 
 def _exp(m: _Emitter, x: ir.Value) -> ir.Value:
-    """exp(x). Max error: float32 0.51 ULP, float64 1 ULP (incl. denormal results)."""
+    """exp(x); overflow gives inf, underflow gradual (denormals) then 0.
+    Max error: float32 0.91 ULP, float64 0.82 ULP."""
     return m.sel(m.isnan(x), x, _exp_nonan(m, x))
 
 
@@ -361,7 +402,8 @@ def _log_special(m: _Emitter, x: ir.Value, res: ir.Value) -> ir.Value:
 
 
 def _log(m: _Emitter, x: ir.Value) -> ir.Value:
-    """log(x). Max error: float32 1 ULP, float64 1 ULP."""
+    """log(x); log(0) = -inf, log(x<0) = NaN, denormals normalized exactly.
+    Max error: float32 0.94 ULP, float64 1.13 ULP."""
     f, e = _log_parts(m, x)
     y = _log1p_reduced(m, f)
     hi, lo = _LN2_F64 if m.f64 else _LN2_F32
@@ -378,7 +420,7 @@ def _sigmoid(m: _Emitter, x: ir.Value) -> ir.Value:
     """1 / (1 + exp(-x)), stable for both signs: with e = exp(-|x|) <= 1 it is
     1/(1+e) for x >= 0 and e/(1+e) for x < 0, so nothing overflows and tiny
     results (down to denormals) keep full relative accuracy.
-    Max error: float32 1.5 ULP, float64 2 ULP."""
+    Max error: float32 2.4 ULP, float64 2.1 ULP."""
     e = _exp_nonan(m, m.neg(m.fabs(x)))
     num = m.sel(m.cmp("<", x, m.c(0.0)), e, m.c(1.0))
     res = m.div(num, m.add(e, m.c(1.0)))
@@ -415,7 +457,7 @@ def _tanh(m: _Emitter, x: ir.Value) -> ir.Value:
     """tanh(x): odd polynomial near 0; 1 - 2/(exp(2|x|) + 1) elsewhere (there
     2/(e+1) <= 0.34 (f32) / 0.45 (f64), so its rounding errors are damped),
     with the sign of x. exp overflow gives exactly +-1.
-    Max error: float32 1.5 ULP, float64 2 ULP."""
+    Max error: float32 1.04 ULP, float64 1.33 ULP."""
     a = m.fabs(x)
     z = m.mul(a, a)
     # on |x| so that -0 keeps its sign through copysign below
@@ -536,7 +578,7 @@ _ERFC_F64_BREAKS = (2.0, 3.5)
 
 
 def _erf(m: _Emitter, x: ir.Value) -> ir.Value:
-    """erf(x). Max error: float32 1 ULP, float64 2 ULP."""
+    """erf(x). Max error: float32 2.0 ULP, float64 1.0 ULP."""
     z = m.mul(x, x)
     small = m.fma(x, m.poly(z, _ERF_F64 if m.f64 else _ERF_F32), x)
     # |x| clamped to where erf rounds to 1 anyway (inf included; NaN -> small path)
@@ -779,12 +821,14 @@ def _sincos(m: _Emitter, x: ir.Value, cos: bool) -> ir.Value:
 
 
 def _sin(m: _Emitter, x: ir.Value) -> ir.Value:
-    """sin(x). Max error: float32 1 ULP, float64 1 ULP for |x| <= ..."""
+    """sin(x). Max error: float32 2.16 ULP for every finite x;
+    float64 2.05 ULP for |x| <= 2^50, NaN beyond (see TRIG_MAX_ARG_F64)."""
     return _sincos(m, x, cos=False)
 
 
 def _cos(m: _Emitter, x: ir.Value) -> ir.Value:
-    """cos(x). Max error: float32 1 ULP, float64 1 ULP for |x| <= ..."""
+    """cos(x). Max error: float32 2.11 ULP for every finite x;
+    float64 2.10 ULP for |x| <= 2^50, NaN beyond (see TRIG_MAX_ARG_F64)."""
     return _sincos(m, x, cos=True)
 
 
@@ -820,7 +864,7 @@ _EXPM1_LO = {False: -18.0, True: -38.0}
 def _expm1(m: _Emitter, x: ir.Value) -> ir.Value:
     """expm1(x) = 2^n * (expm1(r) + (1 - 2^-n)) with x = n*ln2 + r; for |x| < ln2/2
     n = 0 and r = x, so small arguments keep full relative accuracy.
-    Max error: float32 1 ULP, float64 1 ULP."""
+    Max error: float32 1.38 ULP, float64 1.78 ULP."""
     xc = _clamp(m, x, _EXPM1_LO[m.f64], _EXP_HI[m.f64])
     r, _, n = _exp_reduce(m, xc)
     u = m.fma(m.mul(r, r), m.poly(r, (0.5,) + (_EXPM1_F64 if m.f64 else _EXPM1_F32)), r)
@@ -836,7 +880,7 @@ def _expm1(m: _Emitter, x: ir.Value) -> ir.Value:
 def _log1p(m: _Emitter, x: ir.Value) -> ir.Value:
     """log1p(x) = log(u) + c with u = fl(1 + x) and c = (x - (u - 1)) / u correcting
     the rounding of 1 + x to first order (so tiny x gives exactly x).
-    Max error: float32 1 ULP, float64 1 ULP."""
+    Max error: float32 1.44 ULP, float64 1.58 ULP."""
     u = m.add(x, m.c(1.0))
     c = m.div(m.sub(x, m.sub(u, m.c(1.0))), u)
     f, e = _log_parts(m, u)
@@ -853,7 +897,7 @@ _LOG2E_F64 = (float.fromhex("0x1.71547652b82fep+0"), float.fromhex("0x1.777d0ffd
 
 def _log2(m: _Emitter, x: ir.Value) -> ir.Value:
     """log2(x) = e + log1p(f) * log2(e) with log2(e) in two parts; exact for powers
-    of two. Max error: float32 1 ULP, float64 1 ULP."""
+    of two. Max error: float32 1.46 ULP, float64 1.61 ULP."""
     f, e = _log_parts(m, x)
     y = _log1p_reduced(m, f)
     hi, lo = _LOG2E_F64 if m.f64 else _LOG2E_F32
@@ -901,7 +945,8 @@ _TAN_F64 = (
 def _tan(m: _Emitter, x: ir.Value) -> ir.Value:
     """tan(x) with q = rint(2x/pi), r = x - q*pi/2 (same Cody-Waite reduction and
     range as sin/cos): tan(r) for even q, -1/tan(r) for odd q.
-    Max error: float32 2 ULP, float64 2 ULP (same range as sin)."""
+    Max error: float32 2.44 ULP, float64 2.26 ULP;
+    float64 NaN for |x| > 2^50 (see TRIG_MAX_ARG_F64)."""
     r, qi = _reduce(m, x, "tan")
     z = m.mul(r, r)
     t = m.fma(m.mul(r, z), m.poly(z, _TAN_F64 if m.f64 else _TAN_F32), r)
@@ -942,7 +987,7 @@ def _arctan(m: _Emitter, x: ir.Value) -> ir.Value:
     """arctan(x) for a = |x| reduced to |t| <= tan(pi/8) by one division:
     a <= tan(pi/8): t = a; a <= tan(3pi/8): pi/4 + atan((a-1)/(a+1));
     beyond: pi/2 + atan(-1/a). The offset is added in two parts; sign of x restored.
-    Max error: float32 1 ULP, float64 1 ULP."""
+    Max error: float32 1.83 ULP, float64 1.77 ULP."""
     a = m.fabs(x)
     lo_rng = m.cmp("<=", a, m.c(0.41421356237309503))
     mid_rng = m.cmp("<=", a, m.c(2.414213562373095))

@@ -23,6 +23,7 @@ import ctypes
 import re
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,17 +43,17 @@ from tensorjit.compiler.codegen.mathlib import (
 REQUIRED = ("exp", "log", "tanh", "sigmoid", "erf", "sin", "cos")
 EXTRA = ("expm1", "log1p", "log2", "tan", "arctan")
 NAMES = tuple(n for n in REQUIRED + EXTRA if n in MATH_FUNCTIONS)
-WIDTHS = {np.float32: (1, 16), np.float64: (1, 8)}
+WIDTHS: dict[Any, tuple[int, int]] = {np.float32: (1, 16), np.float64: (1, 8)}
 CASES = [(dt, w) for dt in (np.float32, np.float64) for w in WIDTHS[dt]]
 
 # Max ULP distance asserted (float32: to the correctly rounded result; float64: to
 # NumPy, which is itself up to ~1 ULP off). The docstrings in mathlib state the
 # measured bounds; the brief's contract is 4 ULP (float32) / 1e-13 relative (float64).
-ULP_BOUND = {np.float32: 4, np.float64: 4}
+ULP_BOUND: dict[Any, int] = {np.float32: 4, np.float64: 4}
 
 # Arguments of sin/cos/tan for which the documented accuracy holds: every finite
 # float32; float64 up to 2^50 (beyond: NaN, tested below).
-TRIG_RANGE = {np.float32: np.inf, np.float64: TRIG_MAX_ARG_F64}
+TRIG_RANGE: dict[Any, float] = {np.float32: np.inf, np.float64: TRIG_MAX_ARG_F64}
 
 # Arguments closest to multiples of pi/2 (continued-fraction search per binade):
 # the reduced argument is ~1e-9 (float32) / ~1e-18 (float64) of pi/2 there.
@@ -158,7 +159,7 @@ def _target_machine() -> llvm.TargetMachine:
 class Kernels:
     """All math kernels for one dtype and vector width, JIT-compiled."""
 
-    def __init__(self, dtype: type, width: int, names: tuple[str, ...] = NAMES) -> None:
+    def __init__(self, dtype: Any, width: int, names: tuple[str, ...] = NAMES) -> None:
         st = ir.DoubleType() if dtype is np.float64 else ir.FloatType()
         module = ir.Module(name=f"mathlib_{np.dtype(dtype).name}_{width}")
         module.triple = llvm.get_default_triple()
@@ -188,7 +189,7 @@ class Kernels:
 
 
 @cache
-def kernels(dtype: type, width: int) -> Kernels:
+def kernels(dtype: Any, width: int) -> Kernels:
     return Kernels(dtype, width)
 
 
@@ -280,7 +281,7 @@ DENSE: dict[str, tuple[float, float]] = {
 }
 
 
-def special_values(dtype: type) -> np.ndarray:
+def special_values(dtype: Any) -> np.ndarray:
     fi = np.finfo(dtype)
     tiny_denormal = fi.smallest_subnormal
     vals = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, 2.0, fi.max, -fi.max]
@@ -289,7 +290,7 @@ def special_values(dtype: type) -> np.ndarray:
     return np.array(vals, dtype)
 
 
-def sweep(name: str, dtype: type, n: int = 400_000) -> np.ndarray:
+def sweep(name: str, dtype: Any, n: int = 400_000) -> np.ndarray:
     rng = np.random.default_rng(1234)
     fi = np.finfo(dtype)
     lo = np.log10(float(fi.smallest_subnormal))
@@ -310,7 +311,7 @@ def sweep(name: str, dtype: type, n: int = 400_000) -> np.ndarray:
     return x
 
 
-def _around(values: list[float], dtype: type, k: int = 40) -> np.ndarray:
+def _around(values: list[float], dtype: Any, k: int = 40) -> np.ndarray:
     """Each value and its k neighbours on both sides in dtype."""
     out = []
     for v in np.array(values, dtype):
@@ -322,7 +323,7 @@ def _around(values: list[float], dtype: type, k: int = 40) -> np.ndarray:
     return np.array(out, dtype)
 
 
-def thresholds(name: str, dtype: type) -> np.ndarray:
+def thresholds(name: str, dtype: Any) -> np.ndarray:
     """Arguments next to overflow/underflow/rounding thresholds and branch points."""
     f64 = dtype is np.float64
     pts: dict[str, list[float]] = {
@@ -356,7 +357,7 @@ def test_required_functions_present() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("dtype", "width"), CASES)
-def test_accuracy_sweep(name: str, dtype: type, width: int) -> None:
+def test_accuracy_sweep(name: str, dtype: Any, width: int) -> None:
     x = sweep(name, dtype)
     assert_close(name, x, kernels(dtype, width)(name, x), reference(name, x), ULP_BOUND[dtype])
 
@@ -364,7 +365,7 @@ def test_accuracy_sweep(name: str, dtype: type, width: int) -> None:
 @pytest.mark.parametrize(
     ("dtype", "width"), [(np.float32, 16), (np.float32, 5), (np.float64, 8), (np.float64, 3)]
 )
-def test_vector_and_scalar_agree_bitwise(dtype: type, width: int) -> None:
+def test_vector_and_scalar_agree_bitwise(dtype: Any, width: int) -> None:
     """The same IR per lane: every vector width must reproduce the scalar results
     exactly (odd widths take the non-paired integer path in the float32 trig code)."""
     for name in NAMES:
@@ -423,7 +424,7 @@ EXACT: dict[str, list[tuple[float, float]]] = {
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("dtype", "width"), CASES)
-def test_special_values_exact(name: str, dtype: type, width: int) -> None:
+def test_special_values_exact(name: str, dtype: Any, width: int) -> None:
     pairs = EXACT[name] + [(np.nan, np.nan), (-np.nan, np.nan)]
     x = np.array([p[0] for p in pairs] * 3, dtype)  # 3 copies: vector body and tail
     want = np.array([p[1] for p in pairs] * 3, dtype)
@@ -435,7 +436,7 @@ def test_special_values_exact(name: str, dtype: type, width: int) -> None:
 
 @pytest.mark.parametrize("name", [n for n in ("exp", "sigmoid", "expm1") if n in NAMES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_denormal_results(name: str, dtype: type) -> None:
+def test_denormal_results(name: str, dtype: Any) -> None:
     """Results in the denormal range are rounded from the full-precision value."""
     fi = np.finfo(dtype)
     lo, hi = np.log(float(fi.smallest_subnormal)), np.log(float(fi.tiny))
@@ -455,7 +456,7 @@ def _mp_reference(name: str, x: np.ndarray) -> np.ndarray:
         return np.array([float(fn(mp.mpf(float(v)))) for v in x]).astype(x.dtype)
 
 
-def _near_multiples_of_pio2(dtype: type, limit: float, count: int, seed: int) -> np.ndarray:
+def _near_multiples_of_pio2(dtype: Any, limit: float, count: int, seed: int) -> np.ndarray:
     """Floats closest to k*pi/2 (and their neighbours): the reduced argument is tiny
     there, so any error in the reduction shows up as a large relative error."""
     mp = pytest.importorskip("mpmath")
@@ -475,7 +476,7 @@ def _near_multiples_of_pio2(dtype: type, limit: float, count: int, seed: int) ->
 
 @pytest.mark.parametrize("name", [n for n in ("sin", "cos", "tan") if n in NAMES])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_trig_near_multiples_of_pi_over_2(name: str, dtype: type) -> None:
+def test_trig_near_multiples_of_pi_over_2(name: str, dtype: Any) -> None:
     """Relative accuracy holds even where the result is close to zero (or, for tan,
     close to a pole): no absolute-error escape hatch is needed."""
     x = _near_multiples_of_pio2(dtype, TRIG_RANGE[dtype], 300, seed=7)
@@ -490,7 +491,8 @@ def test_trig_float32_huge_arguments(name: str, width: int) -> None:
     rng = np.random.default_rng(99)
     lo, hi = np.float32(2.0**15).view(np.uint32), np.finfo(np.float32).max.view(np.uint32)
     x = rng.integers(lo, hi, 300_000, dtype=np.uint32, endpoint=True).view(np.float32)
-    x = np.concatenate([x, -x, np.float32([65536.0, 65535.996, 1e10, 1e20, 1e30, -1e38])])
+    extra = np.array([65536.0, 65535.996, 1e10, 1e20, 1e30, -1e38], np.float32)
+    x = np.concatenate([x, -x, extra])
     want = reference(name, x)
     assert_close(name, x, kernels(np.float32, width)(name, x), want, ULP_BOUND[np.float32])
 
