@@ -177,10 +177,6 @@ class _Emitter:
     def ic(self, v: int) -> ir.Constant:
         return splat(v, self.ity)
 
-    def cb(self, f32: float, f64: float) -> ir.Constant:
-        """Constant chosen by precision."""
-        return self.c(f64 if self.f64 else f32)
-
     # float arithmetic (IEEE, no fast-math flags)
     def add(self, a: ir.Value, b: ir.Value) -> ir.Value:
         return self.b.fadd(a, b)
@@ -248,8 +244,9 @@ class _Emitter:
         """Round ``x * scale`` to the nearest integer (ties to even) by adding
         1.5*2**p in the same FMA.
 
-        Returns the integer as a float and as an int. Valid for |x*scale| < 2**(p-2);
-        callers clamp first. Cheaper than rint + fptosi and never poison."""
+        Returns the integer as a float and as an int. Valid for |x*scale| < 2**(p-1)
+        (p = 23 or 52 mantissa bits); callers clamp or select first. Cheaper than
+        rint + fptosi and never poison (fptosi of NaN or out-of-range is)."""
         shifter = self.c(1.5 * 2.0**self.mant)
         s = self.fma(x, self.c(scale), shifter)
         nf = self.sub(s, shifter)
@@ -266,7 +263,8 @@ _LN2_F32 = (float.fromhex("0x1.62e430p-1"), float.fromhex("-0x1.05c610p-29"))
 _LN2_F64 = (float.fromhex("0x1.62e42fefa39efp-1"), float.fromhex("0x1.abc9e3b39803fp-56"))
 _LOG2E = float.fromhex("0x1.71547652b82fep+0")
 
-# exp(r) on |r| <= ln2/2: 1 + r + r^2 * P(r), minimax for relative error.
+# exp(r) on |r| <= ln2/2 as a polynomial in r (coefficients of 1, r, r^2, ...):
+# 1 + r + r^2 * P(r) with P minimax for the relative error of exp.
 # float32: degree 6, fit error 3.1e-9; float64: degree 11, fit error 3.6e-18.
 _EXP_F32 = (
     1.0,
@@ -578,7 +576,9 @@ _ERFC_F64_BREAKS = (2.0, 3.5)
 
 
 def _erf(m: _Emitter, x: ir.Value) -> ir.Value:
-    """erf(x). Max error: float32 2.0 ULP, float64 1.0 ULP."""
+    """erf(x) = x + x*P(x^2) for |x| < 1, else sign(x) * (1 - exp(Q(|x|))) with Q
+    the log(erfc) fit above; both are computed and selected per lane.
+    Max error: float32 2.0 ULP, float64 1.0 ULP."""
     z = m.mul(x, x)
     small = m.fma(x, m.poly(z, _ERF_F64 if m.f64 else _ERF_F32), x)
     # |x| clamped to where erf rounds to 1 anyway (inf included; NaN -> small path)
