@@ -29,7 +29,8 @@ class ConstArray:
 
     @staticmethod
     def of(array: np.ndarray) -> ConstArray:
-        a = np.ascontiguousarray(array)
+        a = np.asarray(array)
+        a = a if a.flags.c_contiguous else a.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
         return ConstArray(a.tobytes(), a.dtype.str, tuple(a.shape))
 
     def array(self) -> np.ndarray:

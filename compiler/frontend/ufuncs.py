@@ -70,13 +70,23 @@ _power = _binary("power", "pow", np.power, "int_arith")
 
 
 def power(a: Any, b: Any) -> Any:
-    """numpy.power; small constant exponents become multiplications (exact, and fast)."""
-    if isinstance(a, Tensor) and not isinstance(b, Tensor) and np.ndim(b) == 0:
+    """numpy.power, including NumPy's fast paths for a scalar exponent of a float array
+    (1, 2, -1, 0.5 and 0 are computed as x, x*x, 1/x, sqrt(x) and 1, which differ from
+    pow() in the last bit and at -0.0 and -inf); integer exponents of 2 and 1 as well."""
+    if isinstance(a, Tensor) and not isinstance(b, Tensor) and np.ndim(b) == 0 \
+            and a.dtype is not DType.bool and result_dtype([a, b]) is a.dtype:
         e = float(b)
-        if e == 2.0 and result_dtype([a, b]) is a.dtype and a.dtype is not DType.bool:
-            return multiply(a, a)
-        if e == 1.0 and result_dtype([a, b]) is a.dtype and a.dtype is not DType.bool:
+        if e == 1.0:
             return a
+        if e == 2.0:
+            return multiply(a, a)
+        if a.dtype.is_float:
+            if e == 0.5:
+                return sqrt(a)
+            if e == -1.0:
+                return true_divide(1.0, a)
+            if e == 0.0:
+                return operand(1.0, a.dtype, a.shape)
     return _power(a, b)
 
 

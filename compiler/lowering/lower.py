@@ -117,7 +117,7 @@ class Lowering:
         for node in self.roots:
             if node in self.buffers:
                 continue
-            if node.op == "const":
+            if node.op == "const" and isinstance(node.attr("value"), ConstArray):
                 name = f"c{len(self.consts)}"
                 self.module_buffers.append(Buffer(name, node.dtype, numel(node.shape),
                                                   "const", len(self.consts)))
