@@ -145,12 +145,19 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
         "arena_naive_bytes": plan.naive_bytes if plan is not None else None,
         "pass_seconds": dict(passes.seconds),
         "pass_changes": dict(passes.changes),
-        "threads": 1 if threads is None else threads,
+        "threads": threads or _pool_threads(),
         "target": f"{target.cpu} ({target.vector_bytes() * 8}-bit vectors)",
     }
     fn = CompiledFunction(graph.name, sig, code.address(entry), code, stages, stats)
     _dump(graph.name, fn, passes.snapshots)
     return fn
+
+
+def _pool_threads() -> int:
+    """The runtime thread pool's size (what kernels split across by default)."""
+    from tensorjit.runtime.native import lib
+
+    return int(lib.tj_get_num_threads())
 
 
 def _dump(name: str, fn: CompiledFunction, passes: list[tuple[str, str]]) -> None:
