@@ -331,7 +331,12 @@ class Lowering:
             return None
         mc, kc, mr, nr = GEMM_TILES[root.dtype.itemsize]
         if isinstance(k_dim, int) and k_dim > kc:  # equal depth blocks: no thin last block
-            kc = -(-k_dim // -(-k_dim // kc))
+            kc = _ceil_div(k_dim, _ceil_div(k_dim, kc))
+        if not batch and isinstance(m_dim, int) and m_dim > 0:
+            # Row blocks are the threads' tasks: at least 4 of them (balanced over 2-4
+            # threads), each still a whole number of micro-tiles.
+            blocks = max(_ceil_div(m_dim, mc), min(4, _ceil_div(m_dim, mr)))
+            mc = _ceil_div(_ceil_div(m_dim, blocks), mr) * mr
         bvars = self._vars("i", batch)
         m_e, k_e = ix.dim_expr(m_dim, self.dims), ix.dim_expr(k_dim, self.dims)
         group = Group("gemm", batch, (), KernelScope())
@@ -367,19 +372,25 @@ class Lowering:
             return (Loop("pk", k_e, (Loop("pj", ix.const(nr), (Store(name, slot, value),),
                                           "vector"),)),)
 
-        body: tuple[Stmt, ...] = ()
+        parts: list[tuple[Stmt, ...]] = []  # full panels (split over threads), the last one
         if full:
-            body += (Loop("pp", ix.const(full), pack(Var("pp"), b_val)),)
+            parts.append((Loop("pp", ix.const(full), pack(Var("pp"), b_val)),))
         if full != panels:  # the last, partial panel: zeros past column n
             last = ix.const(full)
             inside = Op("lt", (column(last), ix.const(n_dim)), DType.bool)
             tail = pack_builder.at(b, bvars + [Var("pk"),
                                                ix.clamp(column(last), ix.const(n_dim))])
-            body += pack(last, Op("select", (inside, tail, Const(0, root.dtype)), root.dtype))
-        pack_group = Group("pack", (), (), KernelScope())
-        pack_group.body = body if shared else self._outer_loops(batch, body)
-        pack_group.loads = pack_builder.loads
-        pack_group.roots.append(root)
+            parts.append(pack(last, Op("select", (inside, tail, Const(0, root.dtype)),
+                                       root.dtype)))
+        if not shared:  # one kernel, split over the batch
+            parts = [self._outer_loops(batch, tuple(s for part in parts for s in part))]
+        packs = []
+        for body in parts:
+            pack_group = Group("pack", (), (), KernelScope())
+            pack_group.body = body
+            pack_group.loads = pack_builder.loads
+            pack_group.roots.append(root)
+            packs.append(pack_group)
         group.gemm = dict(
             m=m_e, n=ix.const(n_dim), k=k_e, a=a_val.buffer, a_base=split_k[1],
             a_sm=split_m[0], a_sk=split_k[0], b_packed=name, b_base=b_base,
@@ -390,7 +401,7 @@ class Lowering:
         group.loads = builder.loads | {name}
         group.roots.append(root)
         group.scope.stored.add(root)
-        return [pack_group, group]
+        return packs + [group]
 
     def _fuse_epilogue(self, group: Group, root: Node) -> bool:
         """Fold an elementwise consumer of a matmul (bias, activation, residual) into the
@@ -571,6 +582,10 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
                 out.add(x.buffer)
             stack.extend(x.children())
     return out
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _readers(roots: dict[Node, str]) -> dict[Node, set[Node]]:
