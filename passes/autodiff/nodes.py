@@ -117,3 +117,18 @@ def cast_value(value: float | int | bool, dtype: DType) -> float | int | bool:
 
 def op_iota(shape: Shape, axis: int) -> Node:
     return iota(tuple(shape), axis, loc=getattr(_state, "loc", None))
+
+
+def point_mask(shape: Shape, point: dict[int, int]) -> Node:
+    """``index == point`` over ``shape`` (bool), one ``eq(iota, i)`` per axis."""
+    mask: Node | None = None
+    for axis, pos in sorted(point.items()):
+        c = op("eq", [op_iota(shape, axis), full(pos, shape, DType.int64)])
+        mask = c if mask is None else op("logical_and", [mask, c])
+    assert mask is not None
+    return mask
+
+
+def point_scatter(g: Node, point: dict[int, int], shape: Shape) -> Node:
+    """``g`` (size 1 along the axes of ``point``) placed at ``point`` in zeros of ``shape``."""
+    return select(point_mask(shape, point), broadcast(g, shape), full(0, shape, g.dtype))

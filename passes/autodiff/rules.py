@@ -264,12 +264,33 @@ def _pad_axis(g: Node, axis: int, lo: int, hi: int) -> Node:
     return n.op("pad", [g], {"pads": pads, "value": n.cast_value(0, g.dtype)})
 
 
+def _point(node: Node) -> dict[int, int] | None:
+    """{axis: index} when the slice keeps exactly one position of every axis it narrows
+    (``x[i]``, ``x[i, j]``), else None."""
+    x = node.inputs[0]
+    point: dict[int, int] = {}
+    for axis, (start, stop, step) in enumerate(
+            zip(node.attr("starts"), node.attr("stops"), node.attr("steps"))):
+        if (start, stop, step) == (0, x.shape[axis], 1):
+            continue
+        if node.shape[axis] != 1:
+            return None
+        point[axis] = start
+    return point or None
+
+
 @rule("slice")
 def _slice(node: Node, inputs: tuple[Node, ...], g: Node) -> Cotangents:
-    """Scatter the slice back: flip negative steps, interleave zeros for steps > 1, then
-    pad to the input's extent, one axis at a time (pads and slices are index maps, so
-    this fuses into whatever consumes the cotangent)."""
+    """Scatter the slice back. One element per narrowed axis (scalar-style ``x[i]``):
+    ``select(index == i, g, 0)``, whose ``g`` is read at a fixed position, so fusion keeps
+    it a loop-invariant scalar and the cotangents of many ``x[i]`` combine into one
+    select chain (``accumulate``). Otherwise flip negative steps, interleave zeros for
+    steps > 1 and pad to the input's extent, one axis at a time (pads and slices are
+    index maps, so this fuses into whatever consumes the cotangent)."""
     x = inputs[0]
+    point = _point(node)
+    if point is not None:
+        return (n.point_scatter(g, point, x.shape),)
     for axis, (start, stop, step) in enumerate(
             zip(node.attr("starts"), node.attr("stops"), node.attr("steps"))):
         d = x.shape[axis]
