@@ -124,14 +124,16 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     )
     graph_text = str(graph)
     optimized_text = str(optimized)
-    loops_text = format_module(module)
+    # Lazy: the text form prints expression DAGs as trees, which is huge for deep
+    # scalar-style code (an IK chain), so only a caller asking for it pays.
+    loops_text = functools.lru_cache(maxsize=1)(lambda m=module: format_module(m))
     memory_text = plan.format() if plan is not None else \
         "no plan: temporaries of symbolic size are bump-allocated in buffer order"
     stages: dict[str, Callable[[], str]] = {
         "graph": lambda: graph_text,
         "optimized": lambda: optimized_text,
         "fusion": fusion_text,
-        "loops": lambda: loops_text,
+        "loops": loops_text,
         "memory": lambda: memory_text,
         "llvm": lambda: llvm_text,
         "llvm-opt": lambda: code.optimized_ir,

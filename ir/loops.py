@@ -443,9 +443,15 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
 
 
 def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: set[str]) -> None:
+    # Expressions are DAGs (interned): visit each node once, or scalar-style code's
+    # shared subexpressions make the walk exponential in their depth.
     stack = [e]
+    seen: set[int] = set()
     while stack:
         x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
         if isinstance(x, Var) and x.name not in vars_:
             raise VerificationError(f"kernel {k.name}: variable {x.name} used outside its "
                                     f"loop in {format_expr(e)}\n" + format_kernel(k))
