@@ -40,8 +40,12 @@ def _dim(dim: int | None, axis: int | None, default: int | None = None) -> int |
 
 
 def relu(input: Any, inplace: bool = False) -> Any:  # noqa: A002 (torch's name)
-    """max(x, 0); NaN stays NaN; the gradient at 0 is 0 (as JAX and PyTorch)."""
-    return tnp.maximum(_t(input), 0)
+    """max(x, 0); NaN stays NaN; the gradient at 0 is 0 (as JAX and PyTorch).
+
+    Written as a select, not ``maximum(x, 0)``: the VJP of ``maximum`` splits a tie
+    0.5/0.5 (JAX's rule for ``lax.max``), while relu'(0) is 0 by convention."""
+    x = _t(input)
+    return tnp.where(tnp.less_equal(x, 0), 0, x)
 
 
 def relu6(input: Any, inplace: bool = False) -> Any:  # noqa: A002

@@ -48,6 +48,7 @@ from collections.abc import Callable, Sequence
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.graph import Node
 from tensorjit.passes.autodiff import nodes as n
+from tensorjit.passes.autodiff.accumulate import total
 
 Cotangents = tuple[Node | None, ...]
 VjpRule = Callable[[Node, tuple[Node, ...], Node], Cotangents]
@@ -284,38 +285,79 @@ def _slice(node: Node, inputs: tuple[Node, ...], g: Node) -> Cotangents:
     """Scatter the slice back. One element per narrowed axis (scalar-style ``x[i]``):
     ``select(index == i, g, 0)``, whose ``g`` is read at a fixed position, so fusion keeps
     it a loop-invariant scalar and the cotangents of many ``x[i]`` combine into one
-    select chain (``accumulate``). Otherwise flip negative steps, interleave zeros for
-    steps > 1 and pad to the input's extent, one axis at a time (pads and slices are
-    index maps, so this fuses into whatever consumes the cotangent)."""
+    select chain (``accumulate``). Otherwise see ``_unslice``."""
     x = inputs[0]
     point = _point(node)
     if point is not None:
         return (n.point_scatter(g, point, x.shape),)
-    for axis, (start, stop, step) in enumerate(
-            zip(node.attr("starts"), node.attr("stops"), node.attr("steps"))):
-        d = x.shape[axis]
+    return (_unslice(g, x.shape, node.attr("starts"), node.attr("stops"),
+                     node.attr("steps")),)
+
+
+def _unslice(g: Node, shape: tuple, starts: tuple, stops: tuple, steps: tuple) -> Node:
+    """The adjoint of slicing an array of ``shape``: flip negative steps, interleave zeros
+    for steps > 1 and pad to the full extent, one axis at a time (pads and slices are
+    index maps, so this fuses into whatever consumes the cotangent)."""
+    for axis, (start, stop, step) in enumerate(zip(starts, stops, steps)):
+        d = shape[axis]
         if (start, stop, step) == (0, d, 1):
             continue
         assert isinstance(d, int)
-        m = node.shape[axis]
+        m = g.shape[axis]
         assert isinstance(m, int)
         if m == 0:
-            return (n.zeros_like(x),)
+            return n.full(0, shape, g.dtype)
         if step < 0:
             g = n.op("slice", [g], _axis_attrs(g, axis, m - 1, -1, -1))
             lo, s = start + (m - 1) * step, -step
         else:
             lo, s = start, step
         if s > 1:
-            shape = g.shape
-            g = n.reshape(g, shape[:axis + 1] + (1,) + shape[axis + 1:])
+            gshape = g.shape
+            g = n.reshape(g, gshape[:axis + 1] + (1,) + gshape[axis + 1:])
             g = _pad_axis(g, axis + 1, 0, s - 1)
-            g = n.reshape(g, shape[:axis] + (m * s,) + shape[axis + 1:])
+            g = n.reshape(g, gshape[:axis] + (m * s,) + gshape[axis + 1:])
         length = d - lo
         if m * s > length:
             g = n.op("slice", [g], _axis_attrs(g, axis, 0, length, 1))
         g = _pad_axis(g, axis, lo, max(length - m * s, 0))
-    return (g,)
+    return g
+
+
+@rule("window")
+def _window(node: Node, inputs: tuple[Node, ...], g: Node) -> Cotangents:
+    """col2im: window (kh, kw) is a strided slice of the padded input, so the input's
+    cotangent is the sum over the KH*KW kernel positions of un-slices of g[..., kh, kw],
+    with the padding cut off (KH*KW selects per input element, all fused)."""
+    x = inputs[0]
+    kh, kw = node.attr("kernel")
+    (sh, sw), (ph, pw), (dh, dw) = (node.attr("stride"), node.attr("padding"),
+                                    node.attr("dilation"))
+    lead = x.shape[:-2]
+    h, w = x.shape[-2:]
+    oh, ow = node.shape[-4], node.shape[-3]
+    assert isinstance(h, int) and isinstance(w, int)
+    assert isinstance(oh, int) and isinstance(ow, int)
+    padded = lead + (h + 2 * ph, w + 2 * pw)
+    full = tuple(lead)
+    terms = []
+    for i in range(kh):
+        for j in range(kw):
+            gij = n.op("slice", [g], {
+                "starts": (0,) * (len(lead) + 2) + (i, j),
+                "stops": full + (oh, ow, i + 1, j + 1),
+                "steps": (1,) * (len(lead) + 4)})
+            gij = n.reshape(gij, lead + (oh, ow))
+            starts = (0,) * len(lead) + (i * dh, j * dw)
+            stops = full + (i * dh + sh * (oh - 1) + 1, j * dw + sw * (ow - 1) + 1)
+            steps = (1,) * len(lead) + (sh, sw)
+            terms.append(_unslice(gij, padded, starts, stops, steps))
+    dpadded = total(terms)
+    if ph == 0 and pw == 0:
+        return (dpadded,)
+    return (n.op("slice", [dpadded], {"starts": (0,) * len(lead) + (ph, pw),
+                                      "stops": full + (ph + h, pw + w),
+                                      "steps": (1,) * (len(lead) + 2)}),)
 
 
 @rule("pad")
