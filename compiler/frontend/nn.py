@@ -231,3 +231,11 @@ def mse_loss(input: Any, target: Any, reduction: str = "mean") -> Any:  # noqa: 
 
 
 from tensorjit.compiler.frontend.conv import avg_pool2d, conv2d, max_pool2d  # noqa: E402, F401
+from tensorjit.compiler.frontend.nn_training import (  # noqa: E402, F401
+    batch_norm,
+    batch_norm_update_stats,
+    cross_entropy,
+    dropout,
+    embedding,
+    nll_loss,
+)
