@@ -202,10 +202,12 @@ class JitFunction:
                                  f"{', '.join(_OPTIONS)}")
         _check_options(options.get("opt_level", 3), options.get("fast_math", False),
                        options.get("threads"))
+        # updated=(): copying fn.__dict__ would let a callable object's own attributes
+        # (a "fn" or "options") replace ours, so jit(obj) would compile obj.fn.
+        functools.update_wrapper(self, fn, updated=())
         self.fn = fn
         self.options = options
         self._compiled: dict[tuple, CompiledFunction] = {}
-        functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, out: Any = None) -> Any:
         try:  # arrays and NumPy scalars: the cheap key

@@ -232,3 +232,20 @@ def test_float32_training_step_is_float32() -> None:
     assert value.dtype == np.float32 and g.dtype == np.float32
     p = np.exp(x @ w) / np.exp(x @ w).sum(1, keepdims=True)
     np.testing.assert_allclose(g, x.T @ (p - np.eye(3)[y]) / 8, rtol=1e-4, atol=1e-6)
+
+
+def test_jit_of_the_returned_callables() -> None:
+    # tj.jit(obj) must compile obj itself (it once copied obj.__dict__ over its own fields)
+    x = np.array([0.5, -1.0])
+    np.testing.assert_allclose(tj.jit(tj.grad(lambda x: tj.sum(x ** 3)))(x), 3 * x ** 2)
+    np.testing.assert_allclose(tj.jit(tj.hessian(lambda x: tj.sum(x ** 3)))(x),
+                               np.diag(6 * x))
+
+    class Doubler:
+        def __init__(self) -> None:
+            self.fn = lambda v: v + 100.0
+
+        def __call__(self, v: Any) -> Any:
+            return v * 2.0
+
+    np.testing.assert_array_equal(tj.jit(Doubler())(x), 2 * x)
