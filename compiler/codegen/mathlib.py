@@ -15,9 +15,8 @@ arithmetic (mpmath) on the stated interval with relative weighting (absolute for
 log(erfc)), then rounded to the working precision.
 
 Measured maximum errors, in ULP of the exact result (fractions: 0.5 would be
-correctly rounded). float32: all 2^32 inputs for exp, log, tanh, sigmoid, erf
-and sin, 3e7 random bit patterns plus the test sweeps for the others, against
-NumPy's float64 result. float64: ~4e6 sampled inputs per function, the 3000
+correctly rounded). float32: all 2^32 inputs of every function, against NumPy's
+(SciPy's for erf) float64 result. float64: ~4e6 sampled inputs per function, the 3000
 worst against NumPy re-checked with mpmath. The tests assert <= 4 ULP
 (float32, integer distance to the correctly rounded value) and <= 4 ULP to
 NumPy (float64), i.e. far inside the 1e-13 relative budget::
@@ -28,12 +27,12 @@ NumPy (float64), i.e. far inside the 1e-13 relative budget::
     tanh      1.04     1.33      +-inf -> +-1, sign of zero kept
     sigmoid   2.4      2.1       1/(1+exp(-x)), no overflow, denormal tails kept
     erf       2.0      1.0
-    sin, cos  2.16     2.10      float32: every finite x; float64: |x| <= 2^50
-    tan       2.44     2.26      same ranges as sin
-    expm1     1.38     1.78
+    sin, cos  2.17     2.10      float32: every finite x; float64: |x| <= 2^50
+    tan       2.91     2.26      same ranges as sin; worst next to the poles
+    expm1     1.45     1.78
     log1p     1.44     1.58
-    log2      1.46     1.61      exact for powers of two
-    arctan    1.83     1.77
+    log2      1.54     1.61      exact for powers of two
+    arctan    1.88     1.77
 
 sin/cos/tan argument reduction: Cody-Waite (pi/2 in four parts, FMA) for
 moderate arguments; float32 lanes with |x| >= 2^16 use a table-free Payne-Hanek
@@ -44,11 +43,13 @@ to |x| <= 2^50 (``TRIG_MAX_ARG_F64``); beyond that the result is NaN rather than
 a wrong number, and callers that need NumPy's value there must handle those
 lanes themselves (the code generator branches to libm for them).
 
-Cost (AMD Zen 4, float32 x16 / float64 x8, in-cache loop, ns per element at
-2.6 GHz): exp 0.45 / 0.78, log 0.53 / 0.99, tanh 0.68 / 1.47, sigmoid
-0.55 / 0.97, erf 0.95 / 2.67, sin and cos 1.1 / 0.74 (float32 pays ~0.65 ns for
-the full-range reduction), tan 1.15 / 1.17, expm1 0.56 / 0.93, log1p 0.65 / 1.19,
-log2 0.54 / 1.03, arctan 0.47 / 0.99.
+Cost (AMD Zen 4, in-cache loop over float32 x16 / float64 x8, ns per element):
+exp 0.32 / 0.76, log 0.41 / 0.98, tanh 0.53 / 1.44, sigmoid 0.41 / 0.98,
+erf 0.73 / 2.7, sin 1.05 / 0.72, cos 1.03 / 0.76, tan 1.14 / 1.31,
+expm1 0.42 / 0.93, log1p 0.50 / 1.19, log2 0.43 / 1.02, arctan 0.36 / 0.99.
+About 0.7 ns of float32 sin/cos/tan is the full-range reduction (Cody-Waite
+alone: ~0.3 ns). NumPy 2.4 on the same machine: exp 0.50 / 0.87, log 0.42 / 0.85,
+tanh 0.41 / 1.75, sin 0.57 / 9.0.
 
 Public interface::
 
@@ -821,13 +822,13 @@ def _sincos(m: _Emitter, x: ir.Value, cos: bool) -> ir.Value:
 
 
 def _sin(m: _Emitter, x: ir.Value) -> ir.Value:
-    """sin(x). Max error: float32 2.16 ULP for every finite x;
+    """sin(x). Max error: float32 2.17 ULP for every finite x;
     float64 2.05 ULP for |x| <= 2^50, NaN beyond (see TRIG_MAX_ARG_F64)."""
     return _sincos(m, x, cos=False)
 
 
 def _cos(m: _Emitter, x: ir.Value) -> ir.Value:
-    """cos(x). Max error: float32 2.11 ULP for every finite x;
+    """cos(x). Max error: float32 2.17 ULP for every finite x;
     float64 2.10 ULP for |x| <= 2^50, NaN beyond (see TRIG_MAX_ARG_F64)."""
     return _sincos(m, x, cos=True)
 
@@ -864,7 +865,7 @@ _EXPM1_LO = {False: -18.0, True: -38.0}
 def _expm1(m: _Emitter, x: ir.Value) -> ir.Value:
     """expm1(x) = 2^n * (expm1(r) + (1 - 2^-n)) with x = n*ln2 + r; for |x| < ln2/2
     n = 0 and r = x, so small arguments keep full relative accuracy.
-    Max error: float32 1.38 ULP, float64 1.78 ULP."""
+    Max error: float32 1.45 ULP, float64 1.78 ULP."""
     xc = _clamp(m, x, _EXPM1_LO[m.f64], _EXP_HI[m.f64])
     r, _, n = _exp_reduce(m, xc)
     u = m.fma(m.mul(r, r), m.poly(r, (0.5,) + (_EXPM1_F64 if m.f64 else _EXPM1_F32)), r)
@@ -897,7 +898,7 @@ _LOG2E_F64 = (float.fromhex("0x1.71547652b82fep+0"), float.fromhex("0x1.777d0ffd
 
 def _log2(m: _Emitter, x: ir.Value) -> ir.Value:
     """log2(x) = e + log1p(f) * log2(e) with log2(e) in two parts; exact for powers
-    of two. Max error: float32 1.46 ULP, float64 1.61 ULP."""
+    of two. Max error: float32 1.54 ULP, float64 1.61 ULP."""
     f, e = _log_parts(m, x)
     y = _log1p_reduced(m, f)
     hi, lo = _LOG2E_F64 if m.f64 else _LOG2E_F32
@@ -945,7 +946,7 @@ _TAN_F64 = (
 def _tan(m: _Emitter, x: ir.Value) -> ir.Value:
     """tan(x) with q = rint(2x/pi), r = x - q*pi/2 (same Cody-Waite reduction and
     range as sin/cos): tan(r) for even q, -1/tan(r) for odd q.
-    Max error: float32 2.44 ULP, float64 2.26 ULP;
+    Max error: float32 2.91 ULP, float64 2.26 ULP;
     float64 NaN for |x| > 2^50 (see TRIG_MAX_ARG_F64)."""
     r, qi = _reduce(m, x, "tan")
     z = m.mul(r, r)
@@ -987,7 +988,7 @@ def _arctan(m: _Emitter, x: ir.Value) -> ir.Value:
     """arctan(x) for a = |x| reduced to |t| <= tan(pi/8) by one division:
     a <= tan(pi/8): t = a; a <= tan(3pi/8): pi/4 + atan((a-1)/(a+1));
     beyond: pi/2 + atan(-1/a). The offset is added in two parts; sign of x restored.
-    Max error: float32 1.83 ULP, float64 1.77 ULP."""
+    Max error: float32 1.88 ULP, float64 1.77 ULP."""
     a = m.fabs(x)
     lo_rng = m.cmp("<=", a, m.c(0.41421356237309503))
     mid_rng = m.cmp("<=", a, m.c(2.414213562373095))
