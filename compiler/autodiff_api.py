@@ -74,15 +74,19 @@ def _float_leaf(value: Any, what: str) -> Tensor:
 
 class _Inputs:
     """The differentiated arguments of one traced call: each leaf replaced by a placeholder
-    (see ``passes/autodiff/substitute``), and the mapping back to the actual nodes."""
+    (see ``passes/autodiff/substitute``), and the mapping back to the actual nodes.
+
+    ``fresh``: the leaves are parameters of a graph built for this call alone (the
+    compiled path), which nothing else can reach, so they are differentiated directly:
+    no placeholder, and no substitution pass that would rebuild every forward node."""
 
     def __init__(self, args: Sequence[Any], argnums: Sequence[int], what: str,
-                 require_float: bool = True) -> None:
+                 require_float: bool = True, fresh: bool = False) -> None:
         self.args = list(args)
         self.defs: list[TreeDef] = []
         self.holders: list[Node] = []
-        self.actual: list[Node] = []
         self.counts: list[int] = []
+        self.mapping: dict[Node, Node] = {}
         for i in argnums:
             leaves, td = flatten(args[i])
             new = []
@@ -90,10 +94,13 @@ class _Inputs:
                 t = to_tensor(leaf, f"{what}: argument {i}")
                 if require_float:
                     _float_leaf(t, f"{what}: argument {i}")
-                if t.dtype.is_float:
+                if t.dtype.is_float and fresh and t.node.op == "param":
+                    self.holders.append(t.node)
+                    new.append(t)
+                elif t.dtype.is_float:
                     h = autodiff.placeholder(t.shape, t.dtype)
                     self.holders.append(h)
-                    self.actual.append(t.node)
+                    self.mapping[h] = t.node
                     new.append(Tensor(h, t.weak))
                 else:
                     new.append(t)
@@ -103,7 +110,7 @@ class _Inputs:
         self._leaves_of = [flatten(self.args[i])[0] for i in argnums]
 
     def resolve(self, nodes: Sequence[Node]) -> list[Node]:
-        return autodiff.substitute(nodes, dict(zip(self.holders, self.actual)))
+        return autodiff.substitute(nodes, self.mapping)
 
     def trees(self, per_holder: Sequence[Node | None]) -> list[Any]:
         """One tree per differentiated argument from one node per placeholder; integer
@@ -250,9 +257,10 @@ def _check_options(options: dict[str, Any], what: str) -> None:
 
 # --- grad and value_and_grad -------------------------------------------------------------
 def _value_and_grad_traced(fn: Callable[..., Any], args: Sequence[Any], argnums: Argnums,
-                           has_aux: bool, what: str) -> tuple[Tensor, Any, Any]:
+                           has_aux: bool, what: str,
+                           fresh: bool = False) -> tuple[Tensor, Any, Any]:
     nums = _argnums(argnums, len(args), what)
-    inputs = _Inputs(args, nums, what)
+    inputs = _Inputs(args, nums, what, fresh=fresh)
     out = _call(fn, inputs.args)
     aux: Any = None
     if has_aux:
@@ -285,12 +293,13 @@ class _ValueAndGrad:
         self._argnums = argnums
         self._has_aux = has_aux
         self._with_value = with_value
-        self._program = _Program(f"{_name(fn)}_{self._what}", self._traced, options)
+        self._program = _Program(f"{_name(fn)}_{self._what}",
+                                 lambda *a: self._traced(*a, fresh=True), options)
         functools.update_wrapper(self, fn, updated=())
 
-    def _traced(self, *args: Any) -> Any:
-        value, grads, aux = _value_and_grad_traced(self._target, args, self._argnums, self._has_aux,
-                                                   self._what)
+    def _traced(self, *args: Any, fresh: bool = False) -> Any:
+        value, grads, aux = _value_and_grad_traced(self._target, args, self._argnums,
+                                                   self._has_aux, self._what, fresh)
         out: Any = (value, grads) if self._with_value else grads
         return (out, aux) if self._has_aux else out
 
@@ -333,8 +342,9 @@ def value_and_grad(fn: Callable[..., Any], argnums: Argnums = 0, has_aux: bool =
 
 
 # --- vjp ---------------------------------------------------------------------------------
-def _vjp_traced(fn: Callable[..., Any], primals: Sequence[Any]) -> tuple[Any, Callable]:
-    inputs = _Inputs(primals, range(len(primals)), "vjp", require_float=False)
+def _vjp_traced(fn: Callable[..., Any], primals: Sequence[Any],
+                fresh: bool = False) -> tuple[Any, Callable]:
+    inputs = _Inputs(primals, range(len(primals)), "vjp", require_float=False, fresh=fresh)
     out = _call(fn, inputs.args)
     out_leaves, out_def = flatten(out)
     out_ts = [to_tensor(x, f"vjp: output of {_name(fn)}") for x in out_leaves]
@@ -384,7 +394,7 @@ def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tup
     if _traced(primals):
         return _vjp_traced(fn, primals)
     forward = _program(fn, "forward", fn)
-    backward = _program(fn, "vjp", lambda ps, ct: _vjp_traced(fn, ps)[1](ct))
+    backward = _program(fn, "vjp", lambda ps, ct: _vjp_traced(fn, ps, fresh=True)[1](ct))
     out = forward(*primals)
 
     def vjp_fn(cotangents: Any) -> tuple[Any, ...]:
@@ -394,9 +404,9 @@ def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tup
 
 
 # --- jvp ---------------------------------------------------------------------------------
-def _jvp_traced(fn: Callable[..., Any], primals: Sequence[Any],
-                tangents: Sequence[Any]) -> tuple[Any, Any]:
-    inputs = _Inputs(primals, range(len(primals)), "jvp", require_float=False)
+def _jvp_traced(fn: Callable[..., Any], primals: Sequence[Any], tangents: Sequence[Any],
+                fresh: bool = False) -> tuple[Any, Any]:
+    inputs = _Inputs(primals, range(len(primals)), "jvp", require_float=False, fresh=fresh)
     t_leaves, t_def = flatten(tuple(tangents))
     p_leaves, p_def = flatten(tuple(primals))
     if t_def != p_def:
@@ -429,7 +439,7 @@ def jvp(fn: Callable[..., Any], primals: Sequence[Any],
         raise TensorJitError("jvp: primals and tangents must be tuples or lists of arguments")
     if _traced((primals, tangents)):
         return _jvp_traced(fn, primals, tangents)
-    prog = _program(fn, "jvp", lambda ps, ts: _jvp_traced(fn, ps, ts))
+    prog = _program(fn, "jvp", lambda ps, ts: _jvp_traced(fn, ps, ts, fresh=True))
     return prog(tuple(primals), tuple(tangents))
 
 
@@ -454,10 +464,11 @@ def _unit(i: int, like: Node) -> Node:
 
 
 def _hessian_blocks(fn: Callable[..., Any], args: Sequence[Any], argnums: Argnums,
-                    vs: Sequence[Any] | None) -> tuple[_Inputs, list[list[Node]]]:
+                    vs: Sequence[Any] | None,
+                    fresh: bool = False) -> tuple[_Inputs, list[list[Node]]]:
     """Blocks H[a][b] (or, given ``vs``, the products H v as blocks [a][0])."""
     nums = _argnums(argnums, len(args), "hessian")
-    inputs = _Inputs(args, nums, "hessian")
+    inputs = _Inputs(args, nums, "hessian", fresh=fresh)
     value = _scalar(_call(fn, inputs.args), fn, "hessian")
     holders = inputs.holders
     grads = autodiff.vjp([value.node], [const(1.0, value.dtype)], holders)
@@ -505,7 +516,7 @@ class _Hessian:
         functools.update_wrapper(self, fn, updated=())
 
     def _hvp(self, args: Sequence[Any], vs: Sequence[Any]) -> Any:
-        inputs, blocks = _hessian_blocks(self._target, args, self._argnums, vs)
+        inputs, blocks = _hessian_blocks(self._target, args, self._argnums, vs, fresh=True)
         return [Tensor(x) for x in inputs.resolve(blocks[0])]
 
     def __call__(self, *args: Any) -> Any:
