@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from tensorjit.compiler.codegen.gemm import emit_gemm
 from tensorjit.compiler.codegen.mathlib import splat
-from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, maximum, type_suffix
+from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, mangle, maximum
 from tensorjit.compiler.codegen.types import (
     I32,
     I64,
@@ -424,7 +424,7 @@ class KernelEmitter:
             mty = mem_type(e.dtype, lanes)
             ptr = self.b.gep(self.ptrs[e.buffer], [self.scalar(e.index)], inbounds=False,
                              source_etype=mem_type(e.dtype))
-            name = f"llvm.masked.load.v{lanes}{type_suffix(mem_type(e.dtype))}.p0"
+            name = f"llvm.masked.load.v{lanes}{mangle(mem_type(e.dtype))}.p0"
             fn = self.b.module.globals.get(name) or ir.Function(
                 self.b.module, ir.FunctionType(mty, [PTR, I32, mask.type, mty]), name)
             value = self.b.call(fn, [ptr, ir.Constant(I32, e.dtype.itemsize), mask,

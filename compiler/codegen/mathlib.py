@@ -110,10 +110,10 @@ def splat(value: float | int, ty: ir.Type) -> ir.Constant:
     return ir.Constant(ty, value)
 
 
-def _mangle(ty: ir.Type) -> str:
+def mangle(ty: ir.Type) -> str:
     """LLVM's overloaded-intrinsic suffix for ``ty``: f32, f64, v16f32, v8i64..."""
     if isinstance(ty, ir.VectorType):
-        return f"v{ty.count}{_mangle(ty.element)}"
+        return f"v{ty.count}{mangle(ty.element)}"
     if isinstance(ty, ir.FloatType):
         return "f32"
     if isinstance(ty, ir.DoubleType):
@@ -139,7 +139,7 @@ def declare_intrinsic(
     ``llvm.vector.reduce.or.v8i1`` or ``[f32, i32]`` for ``llvm.powi.f32.i32``.
     llvmlite's ``Module.declare_intrinsic`` does not know vector types, hence
     this helper."""
-    suffix = ".".join(_mangle(t) for t in (overloads if overloads is not None else [ret]))
+    suffix = ".".join(mangle(t) for t in (overloads if overloads is not None else [ret]))
     full = f"{name}.{suffix}"
     existing = module.globals.get(full)
     if existing is not None:

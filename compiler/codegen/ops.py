@@ -18,6 +18,7 @@ from tensorjit.compiler.codegen.mathlib import (
     TRIG_MAX_ARG_F64,
     declare_intrinsic,
     emit_math,
+    mangle,
     splat,
 )
 from tensorjit.compiler.codegen.types import I1, lanes_of, reg_type
@@ -320,22 +321,12 @@ def emit_cast(b: ir.IRBuilder, x: ir.Value, src: DType, dst: DType) -> ir.Value:
         return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
     if src.is_float:
         # Saturating: NaN -> 0 and out-of-range values clamp, where plain fptosi is poison.
-        name = f"llvm.fptosi.sat.{type_suffix(to)}.{type_suffix(x.type)}"
+        name = f"llvm.fptosi.sat.{mangle(to)}.{mangle(x.type)}"
         fn = b.module.globals.get(name) or ir.Function(b.module, ir.FunctionType(to, [x.type]),
                                                        name)
         return b.call(fn, [x])
     if dst.is_float:
         return b.sitofp(x, to)
     return b.sext(x, to) if dst.itemsize > src.itemsize else b.trunc(x, to)
-
-
-def type_suffix(t: ir.Type) -> str:
-    if isinstance(t, ir.VectorType):
-        return f"v{t.count}{type_suffix(t.element)}"
-    if isinstance(t, ir.FloatType):
-        return "f32"
-    if isinstance(t, ir.DoubleType):
-        return "f64"
-    return f"i{t.width}"
 
 
