@@ -37,7 +37,9 @@ Numerical stability: rules reuse the forward node's own output where that is the
 stable form (exp: g*y; sigmoid: g*y*(1-y); tanh: g*(1-y^2); sqrt: g/(2y)); the frontend's
 softmax, log_softmax, logsumexp and softplus are composites of stable primitives, and
 their backward graphs inherit that stability (log_softmax's backward, for instance, works
-with exp(x - max) / sum, which never overflows).
+with exp(x - max) / sum, which never overflows). There is no stop_gradient op, so the
+max those composites subtract gets a cotangent too; it is zero up to rounding (the
+functions are shift-invariant) and goes to the row's maximal elements.
 """
 
 from __future__ import annotations
