@@ -12,8 +12,9 @@ matmuls (and their operands) and outputs get buffers, while elementwise and move
 nodes are inlined into the kernels that read them. So cheap elementwise forward values
 (an activation, a sigmoid, ``x - max``) are recomputed inside the backward kernels rather
 than written to memory and read back, and a training step's temporaries are about those
-of the forward pass plus the gradients' matmuls (``tests/passes/test_autodiff_memory.py``
-checks an MLP step).
+of the forward pass plus the gradients' matmuls (checked on an MLP step in
+``tests/passes/test_autodiff_training.py``). The flip side: in scalar-style code a
+recomputed value can be a whole chain of scalar ops, which each kernel reading it repeats.
 """
 
 from __future__ import annotations
