@@ -97,6 +97,7 @@ class KernelEmitter:
         self.vmemo: dict[Expr, tuple[ir.Value, bool]] = {}
         self.vaccs: dict[str, ir.Value] = {}
         self.vleaf: Expr | None = None  # a leaf bound to a vector (matmul epilogues)
+        self._mention_memo: dict[tuple, bool] = {}
 
     # --- driver -------------------------------------------------------------------
     def emit(self) -> ir.Function:
@@ -348,14 +349,19 @@ class KernelEmitter:
         return coef
 
     def _mentions(self, e: Expr) -> bool:
-        """Does ``e`` vary across the lanes (the vector variable or a vector leaf)?"""
-        stack = [e]
-        while stack:
-            x = stack.pop()
-            if (isinstance(x, Var) and x.name == self.vvar) or x is self.vleaf:
-                return True
-            stack.extend(x.children())
-        return False
+        """Does ``e`` vary across the lanes (the vector variable or a vector leaf)?
+        Memoized per vector body: expressions are DAGs with much sharing (scalar-style
+        code), so a tree walk would be exponential."""
+        key = (e, self.vvar, self.vleaf)
+        hit = self._mention_memo.get(key)
+        if hit is not None:
+            return hit
+        if (isinstance(e, Var) and e.name == self.vvar) or e is self.vleaf:
+            result = True
+        else:
+            result = any(self._mentions(c) for c in e.children())
+        self._mention_memo[key] = result
+        return result
 
     def as_vector(self, ev: tuple[ir.Value, bool], dtype: DType) -> ir.Value:
         value, is_vec = ev

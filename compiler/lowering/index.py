@@ -276,9 +276,12 @@ def clamp(i: Expr, hi: Expr) -> Expr:
 
 
 def mentions(e: Expr, name: str) -> bool:
-    stack = [e]
+    stack, seen = [e], set()
     while stack:
         x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
         if isinstance(x, Var) and x.name == name:
             return True
         stack.extend(x.children())

@@ -543,9 +543,13 @@ class Lowering:
 
 def _acc_reads(e: Expr) -> set[str]:
     out: set[str] = set()
+    seen: set[int] = set()
     stack = [e]
     while stack:
         x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
         if isinstance(x, AccRef):
             out.add(x.name)
         stack.extend(x.children())
@@ -566,6 +570,7 @@ def _stored(body: tuple[Stmt, ...]) -> set[str]:
 
 def _loaded(body: tuple[Stmt, ...]) -> set[str]:
     out: set[str] = set()
+    seen: set[int] = set()
     for s in _walk(body):
         exprs: list[Expr] = []
         if isinstance(s, Store):
@@ -578,6 +583,9 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
         stack = exprs
         while stack:
             x = stack.pop()
+            if id(x) in seen:  # a DAG: visit shared subexpressions once
+                continue
+            seen.add(id(x))
             if isinstance(x, Load):
                 out.add(x.buffer)
             stack.extend(x.children())
