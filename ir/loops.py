@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +168,25 @@ class AccRef(Expr):
 
     def _init(self, name: str, dtype: DType) -> None:
         self.name, self.dtype = name, dtype
+
+
+def walk(*roots: Expr) -> Iterator[Expr]:
+    """Every node reachable from ``roots``, each once. Expressions are interned DAGs with
+    much sharing (scalar-style code), so a tree walk would be exponential in depth."""
+    stack = list(roots)
+    seen: set[int] = set()
+    while stack:
+        x = stack.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        yield x
+        stack.extend(x.children())
+
+
+def mentions(e: Expr, name: str) -> bool:
+    """Does loop variable ``name`` occur in ``e``?"""
+    return any(isinstance(x, Var) and x.name == name for x in walk(e))
 
 
 def rebuild(e: Expr, children: tuple[Expr, ...]) -> Expr:
@@ -443,15 +463,7 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
 
 
 def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: set[str]) -> None:
-    # Expressions are DAGs (interned): visit each node once, or scalar-style code's
-    # shared subexpressions make the walk exponential in their depth.
-    stack = [e]
-    seen: set[int] = set()
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
+    for x in walk(e):
         if isinstance(x, Var) and x.name not in vars_:
             raise VerificationError(f"kernel {k.name}: variable {x.name} used outside its "
                                     f"loop in {format_expr(e)}\n" + format_kernel(k))
@@ -461,4 +473,3 @@ def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: se
         if isinstance(x, Load) and x.buffer not in params:
             raise VerificationError(f"kernel {k.name}: load from undeclared {x.buffer}\n"
                                     + format_kernel(k))
-        stack.extend(x.children())

@@ -34,8 +34,9 @@ from tensorjit.ir.loops import (
     Module,
     Stmt,
     Store,
-    Var,
+    mentions,
     rebuild,
+    walk,
 )
 
 ALIGN = 64
@@ -88,28 +89,7 @@ class MemoryPlan:
 # --- walking and renaming loop IR -------------------------------------------------------
 
 def _loads(e: Expr) -> list[Load]:
-    out: list[Load] = []
-    stack = [e]
-    seen: set[int] = set()
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if isinstance(x, Load):
-            out.append(x)
-        stack.extend(x.children())
-    return out
-
-
-def _mentions(e: Expr, var: str) -> bool:
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, Var) and x.name == var:
-            return True
-        stack.extend(x.children())
-    return False
+    return [x for x in walk(e) if isinstance(x, Load)]
 
 
 def _stmt_exprs(s: Stmt) -> list[Expr]:
@@ -147,7 +127,7 @@ def in_place_ok(kernel: Kernel, a: str, b: str) -> bool:
         if isinstance(s, Store) and s.buffer == b:
             if index is None:
                 index = s.index
-            if s.index is not index or not all(_mentions(index, v) for v in loops):
+            if s.index is not index or not all(mentions(index, v) for v in loops):
                 return False
             stored = True
         if isinstance(s, Loop):

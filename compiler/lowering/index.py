@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tensorjit.ir.dtypes import DType
-from tensorjit.ir.loops import Const, DimParam, Expr, Op, Var, format_expr
+from tensorjit.ir.loops import Const, DimParam, Expr, Op, Var, format_expr, mentions
 from tensorjit.ir.shapes import Dim, Size
 
 I64 = DType.int64
@@ -273,19 +273,6 @@ def unravel(flat: Expr, shape: tuple[Dim, ...], dims: Mapping[str, Expr],
 def clamp(i: Expr, hi: Expr) -> Expr:
     """min(max(i, 0), hi - 1): keeps a speculative load inside its buffer."""
     return Op("imin", (Op("imax", (i, const(0)), I64), sub(hi, const(1))), I64)
-
-
-def mentions(e: Expr, name: str) -> bool:
-    stack, seen = [e], set()
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if isinstance(x, Var) and x.name == name:
-            return True
-        stack.extend(x.children())
-    return False
 
 
 def linear_in(e: Expr, name: str) -> tuple[Expr, Expr] | None:

@@ -47,6 +47,7 @@ from tensorjit.ir.loops import (
     Store,
     Var,
     accumulator_identity,
+    walk,
 )
 from tensorjit.ir.ops import Category, get_op
 from tensorjit.ir.shapes import Shape, Size, numel
@@ -542,18 +543,7 @@ class Lowering:
 
 
 def _acc_reads(e: Expr) -> set[str]:
-    out: set[str] = set()
-    seen: set[int] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        if isinstance(x, AccRef):
-            out.add(x.name)
-        stack.extend(x.children())
-    return out
+    return {x.name for x in walk(e) if isinstance(x, AccRef)}
 
 
 def _walk(body: tuple[Stmt, ...]):  # type: ignore[no-untyped-def]
@@ -570,26 +560,16 @@ def _stored(body: tuple[Stmt, ...]) -> set[str]:
 
 def _loaded(body: tuple[Stmt, ...]) -> set[str]:
     out: set[str] = set()
-    seen: set[int] = set()
+    exprs: list[Expr] = []
     for s in _walk(body):
-        exprs: list[Expr] = []
         if isinstance(s, Store):
-            exprs = [s.index, s.value]
+            exprs += [s.index, s.value]
         elif isinstance(s, AccUpdate):
-            exprs = [s.value] + ([s.position] if s.position is not None else [])
+            exprs += [s.value] + ([s.position] if s.position is not None else [])
         elif isinstance(s, Gemm):
             out |= {s.a, s.b_packed}
-            exprs = [s.epilogue]
-        stack = exprs
-        while stack:
-            x = stack.pop()
-            if id(x) in seen:  # a DAG: visit shared subexpressions once
-                continue
-            seen.add(id(x))
-            if isinstance(x, Load):
-                out.add(x.buffer)
-            stack.extend(x.children())
-    return out
+            exprs.append(s.epilogue)
+    return out | {x.buffer for x in walk(*exprs) if isinstance(x, Load)}
 
 
 def _ceil_div(a: int, b: int) -> int:
