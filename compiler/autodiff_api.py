@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tensorjit.compiler.api import _OPTIONS, compile
+from tensorjit.compiler.frontend.fnkey import function_key
 from tensorjit.compiler.frontend.lift import to_tensor, tracing, tracing_scope
 from tensorjit.compiler.frontend.pytree import TreeDef, flatten, unflatten
 from tensorjit.compiler.frontend.tensor import Tensor
@@ -181,13 +182,23 @@ def _arg(x: Any) -> Any:
     return x if isinstance(x, (bool, int, float, np.ndarray)) else np.asarray(x)
 
 
-class _Program:
-    """A traced-and-compiled function of pytree arguments, one build per signature."""
+# Builds shared by programs of functions with equal ``function_key``s: a new function
+# object for the same code (``tj.grad(make_loss(n))`` again) skips tracing and autodiff.
+_SHARED: dict[tuple, tuple[CompiledFunction, TreeDef]] = {}
 
-    def __init__(self, name: str, build: Callable[..., Any], options: dict[str, Any]) -> None:
+
+class _Program:
+    """A traced-and-compiled function of pytree arguments, one build per signature.
+
+    ``key``, when not None, says what ``build`` computes (the transform, its settings and
+    the user function's ``function_key``): programs with equal keys share builds."""
+
+    def __init__(self, name: str, build: Callable[..., Any], options: dict[str, Any],
+                 key: tuple | None = None) -> None:
         self.name = name
         self.build = build  # (*args as Tensor trees) -> output tree of Tensors
         self.options = options
+        self.key = key
         self.entries: dict[tuple, tuple[CompiledFunction, TreeDef]] = {}
         # Calls whose arguments are all plain arrays skip flattening: (shape, dtype) per
         # argument -> (compiled function, rebuild of its flat outputs).
@@ -210,7 +221,12 @@ class _Program:
         key = (td, tuple(_leaf_key(x) for x in leaves))
         entry = self.entries.get(key)
         if entry is None:
-            entry = self._build(td, leaves)
+            shared = None if self.key is None else (self.key, key)
+            entry = _SHARED.get(shared) if shared is not None else None
+            if entry is None:
+                entry = self._build(td, leaves)
+                if shared is not None:
+                    _SHARED[shared] = entry
             self.entries[key] = entry
         return entry[0], entry[1], leaves
 
@@ -294,7 +310,8 @@ class _ValueAndGrad:
         self._has_aux = has_aux
         self._with_value = with_value
         self._program = _Program(f"{_name(fn)}_{self._what}",
-                                 lambda *a: self._traced(*a, fresh=True), options)
+                                 lambda *a: self._traced(*a, fresh=True), options,
+                                 _program_key(fn, self._what, argnums, has_aux, options))
         functools.update_wrapper(self, fn, updated=())
 
     def _traced(self, *args: Any, fresh: bool = False) -> Any:
@@ -380,8 +397,22 @@ def _program(fn: Callable[..., Any], kind: str, build: Callable[..., Any]) -> _P
         table = {}
     prog = table.get(kind)
     if prog is None:
-        prog = table[kind] = _Program(f"{_name(fn)}_{kind}", build, {})
+        prog = table[kind] = _Program(f"{_name(fn)}_{kind}", build, {},
+                                      _program_key(fn, kind))
     return prog
+
+
+def _program_key(fn: Callable[..., Any], kind: str, *settings: Any) -> tuple | None:
+    """What a program of ``kind`` for ``fn`` computes, as a key, or None (not shared)."""
+    fn_key = function_key(fn)
+    if fn_key is None:
+        return None
+    key = (kind, fn_key, repr(settings))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[[Any], tuple]]:

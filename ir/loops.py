@@ -295,6 +295,28 @@ GEMM_ACC = "gemm.acc"
 Stmt = Store | AccInit | AccUpdate | Loop | Gemm
 
 
+def walk_statements(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
+    """Every statement of ``body``, loops before their bodies, in program order."""
+    for s in body:
+        yield s
+        if isinstance(s, Loop):
+            yield from walk_statements(s.body)
+
+
+def statement_exprs(s: Stmt) -> list[Expr]:
+    """The expressions ``s`` itself evaluates (a loop: its extent, not its body)."""
+    if isinstance(s, Store):
+        return [s.index, s.value]
+    if isinstance(s, AccUpdate):
+        return [s.value] + ([s.position] if s.position is not None else [])
+    if isinstance(s, Loop):
+        return [s.extent]
+    if isinstance(s, Gemm):
+        return [s.block, s.m, s.n, s.k, s.a_base, s.a_sm, s.a_sk, s.b_base, s.out_base,
+                s.epilogue]
+    return []
+
+
 @dataclass(frozen=True)
 class BufferParam:
     name: str

@@ -36,6 +36,7 @@ from tensorjit.ir.loops import (
     Store,
     mentions,
     rebuild,
+    statement_exprs,
     walk,
 )
 
@@ -92,16 +93,6 @@ def _loads(e: Expr) -> list[Load]:
     return [x for x in walk(e) if isinstance(x, Load)]
 
 
-def _stmt_exprs(s: Stmt) -> list[Expr]:
-    if isinstance(s, Store):
-        return [s.index, s.value]
-    if isinstance(s, AccUpdate):
-        return [s.value] + ([s.position] if s.position is not None else [])
-    if isinstance(s, Loop):
-        return [s.extent]
-    return []
-
-
 def in_place_ok(kernel: Kernel, a: str, b: str) -> bool:
     """May ``kernel`` write ``b`` into ``a``'s storage? Every store to ``b`` and every load
     of ``a`` use one index expression that names every loop around the store (so each
@@ -117,7 +108,7 @@ def in_place_ok(kernel: Kernel, a: str, b: str) -> bool:
         s, loops = stack.pop()
         if not isinstance(s, (Loop, Store, AccInit, AccUpdate)):
             return False
-        loads = [ld for e in _stmt_exprs(s) for ld in _loads(e)]
+        loads = [ld for e in statement_exprs(s) for ld in _loads(e)]
         if any(ld.buffer == b for ld in loads):
             return False
         a_loads = [ld.index for ld in loads if ld.buffer == a]

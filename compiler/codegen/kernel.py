@@ -15,6 +15,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from tensorjit.compiler.codegen.gemm import emit_gemm
+from tensorjit.compiler.codegen.invariants import loop_invariants
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, mangle, maximum
 from tensorjit.compiler.codegen.types import (
@@ -233,6 +234,9 @@ class KernelEmitter:
         b.position_at_end(done)
 
     def loop(self, s: Loop, start: ir.Value | None = None, stop: ir.Value | None = None) -> None:
+        if start is None:  # (a parallel kernel's chunk of the top loop keeps them inside)
+            for e in loop_invariants(s):
+                self.scalar(e)
         start = ir.Constant(I64, 0) if start is None else start
         stop = self.scalar(s.extent) if stop is None else stop
         if s.kind == "vector" and self.max_lanes > 1 and all(

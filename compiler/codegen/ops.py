@@ -190,13 +190,37 @@ def _trig_huge_fallback(b: ir.IRBuilder, name: str, x: ir.Value, fast: ir.Value)
     return merged
 
 
+def _math_body(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType) -> ir.Value:
+    fast = emit_math(b, name, x)
+    if name in ("sin", "cos", "tan") and dt is DType.float64:
+        return _trig_huge_fallback(b, name, x, fast)
+    return fast
+
+
+def _math_call(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType) -> ir.Value:
+    """Vector math is emitted inline (it sits in hot loops, and a call would spill every
+    live vector register). Scalar math calls one internal function per function and
+    type in the module: scalar-style code (a chain of joints) makes hundreds of scalar
+    calls, and inlining each polynomial body made LLVM's time grow with their number.
+    LLVM still inlines a function that is called once."""
+    if lanes_of(x):
+        return _math_body(b, name, x, dt)
+    fname = f"tj.math.{name}.{mangle(x.type)}"
+    fn = b.module.globals.get(fname)
+    if fn is None:
+        fn = ir.Function(b.module, ir.FunctionType(x.type, [x.type]), fname)
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        fn.attributes.add("noinline")
+        body = ir.IRBuilder(fn.append_basic_block("entry"))
+        body.ret(_math_body(body, name, fn.args[0], dt))
+    return b.call(fn, [x])
+
+
 def _transcendental(name: str) -> Emitter:
     def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
         if name in MATH_FUNCTIONS:
-            fast = emit_math(b, name, a[0])
-            if name in ("sin", "cos", "tan") and dt is DType.float64:
-                return _trig_huge_fallback(b, name, a[0], fast)
-            return fast
+            return _math_call(b, name, a[0], dt)
         if name == "sigmoid":
             return _sigmoid_fallback(b, a[0], dt)
         return _libm(b, name, a, dt)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from tensorjit.compiler.lowering import index as ix
 from tensorjit.compiler.lowering.fusion import materialized_nodes
+from tensorjit.compiler.lowering.merge import merge_sharing_kernels
 from tensorjit.compiler.lowering.scratch import share_across_stages
 from tensorjit.compiler.lowering.values import CannotFuse, KernelScope, NotFlat, ValueBuilder
 from tensorjit.ir.dtypes import DType
@@ -539,6 +540,7 @@ class Lowering:
                 for r in group.roots[:6]) + (" ..." if len(group.roots) > 6 else "")
             kernels.append(Kernel(f"k{k}", params, body, note))
         buffers = self.module_buffers + list(temps.values()) + scratch
+        kernels = merge_sharing_kernels(kernels)
         return Module(self.graph.name, buffers, kernels, tuple(self.dims), list(self.consts))
 
 

@@ -1,0 +1,137 @@
+"""Scalar-style code: scalar math is one function per module, loop invariants are
+computed once before their loop, and small kernels that share work are merged."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import tensorjit as tj
+from tensorjit.compiler.codegen.invariants import loop_invariants
+from tensorjit.compiler.lowering.merge import merge_sharing_kernels
+from tensorjit.ir.dtypes import DType
+from tensorjit.ir.loops import (
+    AccInit,
+    AccRef,
+    AccUpdate,
+    BufferParam,
+    Const,
+    Kernel,
+    Load,
+    Loop,
+    Op,
+    Store,
+    Var,
+)
+
+F64 = DType.float64
+I64 = DType.int64
+
+
+def _chain(n: int):  # noqa: ANN202
+    def f(a):  # noqa: ANN001, ANN202
+        theta, x = 0.0, 0.0
+        for i in range(n):
+            theta = theta + a[i]
+            x = x + tj.cos(theta) * tj.sin(theta)
+        return x
+    return f
+
+
+def _chain_numpy(a: np.ndarray) -> tuple[float, np.ndarray]:
+    theta = np.cumsum(a)
+    value = np.sum(np.cos(theta) * np.sin(theta))
+    d = np.cos(2 * theta)  # d/dtheta cos*sin
+    return value, np.cumsum(d[::-1])[::-1]
+
+
+def test_scalar_math_is_one_function_called_many_times() -> None:
+    n = 24
+    a = np.linspace(-2.0, 3.0, n)
+    step = tj.value_and_grad(_chain(n), threads=1, cache=False)
+    value, grad = step(a)
+    want_value, want_grad = _chain_numpy(a)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-12)
+    fn = step._program.compiled((a,))[0]  # noqa: SLF001
+    llvm = fn.ir("llvm")
+    assert len(re.findall(r"define internal double @\"tj\.math\.sin\.f64\"", llvm)) == 1
+    calls = len(re.findall(r"call double @\"tj\.math\.(sin|cos)\.f64\"", llvm))
+    # each sine and cosine once: the value and the gradient share them (one kernel) and
+    # the gradient's loop reads them as invariants (not once per vector body and tail)
+    assert calls == 2 * n, calls
+    assert fn.stats["kernels"] == 1
+
+
+def test_huge_arguments_still_take_the_exact_branch_out_of_line() -> None:
+    f = tj.compile(tj.trace(lambda x: tj.sin(x[0]) + tj.cos(x[1]), np.zeros(2)), threads=1,
+                   cache=False)
+    x = np.array([1e300, -3e22])
+    np.testing.assert_allclose(f(x), np.sin(x[0]) + np.cos(x[1]), rtol=1e-15)
+
+
+def _loop(var: str, extent: int | str, body: tuple, kind: str = "serial") -> Loop:
+    return Loop(var, Const(extent, I64) if isinstance(extent, int) else Var(extent), body, kind)
+
+
+def test_invariants_are_the_largest_unchanging_subexpressions() -> None:
+    x0 = Load("x", Const(0, I64), F64)
+    sin0 = Op("sin", (x0,), F64)
+    xi = Load("x", Var("i"), F64)
+    body = (Store("y", Var("i"), Op("mul", (Op("add", (sin0, Const(1.0, F64)), F64), xi), F64)),)
+    (inv,) = loop_invariants(_loop("i", 8, body))
+    assert inv is Op("add", (sin0, Const(1.0, F64)), F64)
+
+
+def test_invariants_exclude_what_the_loop_changes() -> None:
+    i, j = Var("i"), Var("j")
+    x_j = Load("x", j, F64)
+    t_0 = Load("t", Const(0, I64), F64)  # t is written in the loop
+    acc = AccRef("a", F64)  # updated in the loop
+    body = (AccInit("a", "sum", F64),
+            _loop("j", 4, (AccUpdate("a", Op("mul", (x_j, Load("w", Const(2, I64), F64)),
+                                                F64)),)),
+            Store("t", i, Op("add", (acc, t_0), F64)))
+    (inv,) = loop_invariants(_loop("i", 8, body))
+    assert inv is Load("w", Const(2, I64), F64)
+
+
+@pytest.mark.parametrize("extent", [0, "n"])
+def test_no_hoisting_from_a_loop_that_may_not_run(extent: int | str) -> None:
+    body = (Store("y", Var("i"), Op("sin", (Load("x", Const(5, I64), F64),), F64)),)
+    assert loop_invariants(_loop("i", extent, body)) == []
+    # nor from a nested loop that may not run
+    inner = _loop("j", extent, body)
+    assert loop_invariants(_loop("i", 3, (inner,))) == []
+
+
+def test_empty_loops_with_invariant_loads_of_empty_buffers_run() -> None:
+    # y = x[:, :1] broadcast over 0 columns: the load of x would be out of bounds
+    f = tj.compile(tj.trace(lambda x: x[:, :1] * np.ones((3, 0)), np.zeros((3, 1))),
+                   threads=1, cache=False)
+    assert f(np.ones((3, 1))).shape == (3, 0)
+
+
+def _kernel(name: str, body: tuple, params: tuple[BufferParam, ...]) -> Kernel:
+    return Kernel(name, params, body, name)
+
+
+def test_merge_only_small_kernels_that_share_work() -> None:
+    s = Op("sin", (Load("x", Const(0, I64), F64),), F64)
+    x_in = BufferParam("x", F64, "in")
+    k0 = _kernel("k0", (Store("y", Const(0, I64), s),), (x_in, BufferParam("y", F64, "out")))
+    k1 = _kernel("k1", (_loop("i", 8, (Store("z", Var("i"), Op("mul", (s, Load("x", Var("i"),
+                                                                             F64)), F64)),),
+                              "vector"),),
+                 (x_in, BufferParam("z", F64, "out")))
+    other = _kernel("k2", (Store("w", Const(0, I64), Load("x", Const(1, I64), F64)),),
+                    (x_in, BufferParam("w", F64, "out")))
+    big = _kernel("k3", (_loop("i", 1 << 20, (Store("v", Var("i"), s),), "vector"),),
+                  (x_in, BufferParam("v", F64, "out")))
+    merged = merge_sharing_kernels([k0, k1, other, big])
+    assert [k.name for k in merged] == ["k0", "k1", "k2"]
+    assert merged[0].body == k0.body + k1.body
+    assert {p.name: p.role for p in merged[0].params} == {"x": "in", "y": "out", "z": "out"}
+    assert merged[1].body == other.body and merged[2].body == big.body
