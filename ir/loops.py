@@ -265,6 +265,10 @@ class Gemm:
     the result element ``(i, j)`` goes to ``out[out_base + i * n + j]`` as the value of
     ``epilogue``, an expression of ``AccRef("gemm.acc")`` (the product) and the variables
     ``gm``/``gn`` (row and column) — bias, activation and residual fused into the store.
+    With ``b_value`` set, B is instead packed inside the GEMM, one ``kc x nr`` panel at a
+    time into a stack buffer, from that expression of ``pk`` (row of B) and ``pn``
+    (column): an operand read once per product (a conv's im2col windows) then never
+    goes through memory; ``b_packed`` is empty.
     """
 
     block: Expr
@@ -285,6 +289,7 @@ class Gemm:
     kc: int
     mr: int
     nr: int
+    b_value: Expr | None = None
 
     @property
     def acc(self) -> Expr:
@@ -313,7 +318,7 @@ def statement_exprs(s: Stmt) -> list[Expr]:
         return [s.extent]
     if isinstance(s, Gemm):
         return [s.block, s.m, s.n, s.k, s.a_base, s.a_sm, s.a_sk, s.b_base, s.out_base,
-                s.epilogue]
+                s.epilogue] + ([s.b_value] if s.b_value is not None else [])
     return []
 
 
@@ -405,7 +410,9 @@ def _format_stmt(s: Stmt, indent: str, out: list[str]) -> None:
         out.append(f"{indent}gemm rows {format_expr(s.block)}*{s.mc} +{s.mc} of "
                    f"{format_expr(s.m)}x{format_expr(s.n)}x{format_expr(s.k)} "
                    f"(tile {s.mr}x{s.nr}, kc {s.kc}) {{")
-        out.append(f"{indent}  {GEMM_ACC} = sum(gk) {a} * {s.b_packed}[packed]")
+        bv = f"{s.b_packed}[packed]" if s.b_value is None else \
+            f"pack(pk=gk, pn=gn: {format_expr(s.b_value)})"
+        out.append(f"{indent}  {GEMM_ACC} = sum(gk) {a} * {bv}")
         out.append(f"{indent}  {s.out}[{format_expr(s.out_base)} + gm*n + gn] = "
                    f"{format_expr(s.epilogue)}")
         out.append(f"{indent}}}")
@@ -468,7 +475,7 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
                                         f"accumulator {s.name}\n" + format_kernel(k))
             _verify_expr(k, s.value, vars_, accs, params)
         elif isinstance(s, Gemm):
-            for buf in (s.a, s.b_packed, s.out):
+            for buf in (s.a, s.out) + ((s.b_packed,) if s.b_value is None else ()):
                 if buf not in params:
                     raise VerificationError(f"kernel {k.name}: gemm uses undeclared {buf}\n"
                                             + format_kernel(k))
@@ -476,6 +483,8 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
             for e in (s.block, s.m, s.n, s.k, s.a_base, s.a_sm, s.a_sk, s.b_base, s.out_base):
                 _verify_expr(k, e, vars_, accs, params)
             _verify_expr(k, s.epilogue, gemm_vars, accs | {GEMM_ACC}, params)
+            if s.b_value is not None:
+                _verify_expr(k, s.b_value, vars_ | {"pk", "pn"}, accs, params)
         elif isinstance(s, Store):
             if s.buffer not in params:
                 raise VerificationError(f"kernel {k.name}: store to undeclared {s.buffer}\n"

@@ -361,6 +361,19 @@ class Lowering:
 
         b_val = pack_builder.at(b, bvars + [Var("pk"), column(Var("pp"))])
         shared = not any(ix.mentions(b_val, f"i{k}") for k in range(len(batch)))
+        if not shared and isinstance(m_dim, int) and m_dim <= mc:
+            # One row block per product (a conv's GEMM per image): each B panel is used
+            # once, so the GEMM packs it itself, from the source, into an L1-sized stack
+            # buffer; a packed copy of every product's B would go to memory and back.
+            col_builder = ValueBuilder(self.buffers, self.dims,
+                                       dict(extents, pn=ix.const(n_dim)), KernelScope())
+            b_value = col_builder.at(b, bvars + [Var("pk"), Var("pn")])
+            group.gemm = self._gemm_fields(root, a_val, split_m, split_k, "", ix.const(0),
+                                           (mc, kc, mr, nr), b_value)
+            group.loads = builder.loads | col_builder.loads
+            group.roots.append(root)
+            group.scope.stored.add(root)
+            return [group]
         per_batch = Size(panels * nr) * Size.product([k_dim])
         name = f"p{len(self.extra_temps)}"
         self.extra_temps.append(Buffer(name, root.dtype, per_batch if shared else
@@ -393,17 +406,29 @@ class Lowering:
             pack_group.loads = pack_builder.loads
             pack_group.roots.append(root)
             packs.append(pack_group)
-        group.gemm = dict(
-            m=m_e, n=ix.const(n_dim), k=k_e, a=a_val.buffer, a_base=split_k[1],
-            a_sm=split_m[0], a_sk=split_k[0], b_packed=name, b_base=b_base,
-            out=self._targets(root)[0], out_base=ix.ravel(bvars + [ix.const(0)] * 2,
-                                                           root.shape, self.dims),
-            epilogue=AccRef(GEMM_ACC, root.dtype), dtype=root.dtype, mc=mc, kc=kc, mr=mr,
-            nr=nr)
+        group.gemm = self._gemm_fields(root, a_val, split_m, split_k, name, b_base,
+                                       (mc, kc, mr, nr), None)
         group.loads = builder.loads | {name}
         group.roots.append(root)
         group.scope.stored.add(root)
         return packs + [group]
+
+    def _gemm_fields(self, root: Node, a_val: Load, split_m: tuple[Expr, Expr],
+                     split_k: tuple[Expr, Expr], b_packed: str, b_base: Expr,
+                     tiles: tuple[int, int, int, int], b_value: Expr | None) -> dict:
+        """The ``Gemm`` statement's fields but the row block."""
+        a, _ = root.inputs
+        batch = root.shape[:-2]
+        mc, kc, mr, nr = tiles
+        return dict(
+            m=ix.dim_expr(root.shape[-2], self.dims), n=ix.const(root.shape[-1]),
+            k=ix.dim_expr(a.shape[-1], self.dims), a=a_val.buffer, a_base=split_k[1],
+            a_sm=split_m[0], a_sk=split_k[0], b_packed=b_packed, b_base=b_base,
+            out=self._targets(root)[0],
+            out_base=ix.ravel(self._vars("i", batch) + [ix.const(0)] * 2, root.shape,
+                              self.dims),
+            epilogue=AccRef(GEMM_ACC, root.dtype), dtype=root.dtype, mc=mc, kc=kc, mr=mr,
+            nr=nr, b_value=b_value)
 
     def _fuse_epilogue(self, group: Group, root: Node) -> bool:
         """Fold an elementwise consumer of a matmul (bias, activation, residual) into the
@@ -569,8 +594,8 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
         elif isinstance(s, AccUpdate):
             exprs += [s.value] + ([s.position] if s.position is not None else [])
         elif isinstance(s, Gemm):
-            out |= {s.a, s.b_packed}
-            exprs.append(s.epilogue)
+            out |= {s.a} if s.b_value is not None else {s.a, s.b_packed}
+            exprs += [s.epilogue] + ([s.b_value] if s.b_value is not None else [])
     return out | {x.buffer for x in walk(*exprs) if isinstance(x, Load)}
 
 

@@ -120,6 +120,9 @@ def conv_reference(x, w, b, stride, pad, dil, groups):
     (2, 6, 10, 7, 6, 3, 1, 2, 2, 6),  # depthwise, dilated
     (1, 1, 5, 5, 1, 1, 1, 0, 1, 1),
     (2, 8, 12, 12, 40, 5, 3, 2, 1, 1),
+    (3, 40, 9, 13, 19, 3, 1, 1, 1, 1),  # K = 360: two depth blocks; 9x13 outputs
+    (2, 16, 6, 40, 8, 3, 1, 1, 1, 1),  # output rows wider than a 32-column panel
+    (1, 3, 33, 35, 5, 3, 2, 0, 2, 1),  # stride and dilation without padding
 ])
 def test_conv2d_against_direct_loops(n, c, h, w, o, k, stride, pad, dil, groups):
     x, wt, b = rand((n, c, h, w)), rand((o, c // groups, k, k)), rand(o)
@@ -130,10 +133,25 @@ def test_conv2d_against_direct_loops(n, c, h, w, o, k, stride, pad, dil, groups)
     np.testing.assert_allclose(f(x, wt, b), want, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_block_is_two_kernels():
+def test_conv_block_is_one_kernel():
     x, wt, b = rand((2, 8, 10, 10)), rand((8, 8, 3, 3)), rand(8)
     f = compiled(lambda x, wt, b: tj.nn.relu(tj.nn.conv2d(x, wt, b, padding=1) * 0.5), x, wt, b)
-    assert f.stats["kernels"] == 2  # B packing (im2col) and the GEMM with its epilogue
+    # the GEMM packs the im2col panels itself and applies the epilogue: no temp buffer
+    assert f.stats["kernels"] == 1 and "pack(pk=gk, pn=gn:" in f.ir("loops")
+    want = np.maximum(conv_reference(x.astype(float), wt.astype(float), b, 1, 1, 1, 1) * 0.5, 0)
+    np.testing.assert_allclose(f(x, wt, b), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+@pytest.mark.parametrize("m,k,n", [(1, 1, 1), (7, 300, 33), (96, 513, 64), (13, 5, 97)])
+def test_batched_products_pack_b_inside_the_gemm(m, k, n, dtype):
+    # One row block per product: B panels are packed by the GEMM itself, from plain,
+    # transposed and strided operands, with partial panels and several depth blocks.
+    a, b, bt = rand((3, m, k), dtype), rand((3, k, n), dtype), rand((3, n, 2 * k), dtype)
+    f = compiled(lambda a, b, bt: (a @ b, a @ bt[:, :, ::2].transpose(0, 2, 1)), a, b, bt)
+    assert "pack(pk=gk, pn=gn:" in f.ir("loops")
+    for got, want in zip(f(a, b, bt), (a @ b, a @ bt[:, :, ::2].transpose(0, 2, 1))):
+        np.testing.assert_allclose(got, want, rtol=tol(dtype), atol=tol(dtype) * k)
 
 
 def pool_reference(x, k, s, p, fill, reduce):
