@@ -6,6 +6,11 @@ make the bare folders (``runtime``, ``ir``, ...) importable under names that a
 normal install does not have. Drop those entries so tests behave the same in
 editable and normal installs; ``tensorjit.*`` imports go through the editable
 finder and do not need them.
+
+Shared test helpers live in ``tests/support`` (``opcheck``: checking ops against NumPy).
+In importlib mode pytest puts no test folder on ``sys.path``, so this file adds that one
+folder, and only it: with ``tests`` itself on the path, its folders would be importable
+as bare ``compiler``, ``ir``, ... again.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def _shadows_repo(entry: str) -> bool:
 
 
 sys.path[:] = [p for p in sys.path if not _shadows_repo(p)]
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 # The session compiles into a persistent cache of its own (fresh each run, removed at
 # exit), never into the user's: results cannot depend on what an earlier run left there.
