@@ -6,8 +6,11 @@ so ``tj.exp`` also works on plain arrays outside a traced function.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -24,16 +27,52 @@ from tensorjit.compiler.frontend.tensor import Tensor, user_location
 from tensorjit.ir.dtypes import DType, float_of
 from tensorjit.ir.errors import DTypeError, UnsupportedError
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 
 def _fail(name: str, dtype: DType) -> DTypeError:
     return DTypeError(f"{name}: not supported for {dtype} operands, as in NumPy "
                       f"(at {user_location()})")
 
 
+def _numpy_fallback(np_fn: Callable[..., Any], name: str | None = None,
+                    doc: str | None = None) -> Callable[[_F], _F]:
+    """Decorate the traced form of a function: called with no traced tensor among its
+    arguments, the function is ``np_fn`` on the same arguments, passed by position in the
+    decorated function's order (keywords and defaults bound by its signature).
+
+    ``name`` and ``doc`` replace the decorated function's when the factories below build
+    one function per NumPy name."""
+
+    def decorate(traced: _F) -> _F:
+        sig = inspect.signature(traced)
+        n_params = len(sig.parameters)
+
+        @functools.wraps(traced)
+        def fn(*args: Any, **kwargs: Any) -> Any:
+            if kwargs or len(args) != n_params:
+                try:
+                    bound = sig.bind(*args, **kwargs)
+                except TypeError:
+                    return traced(*args, **kwargs)  # a wrong call: Python's own message
+                bound.apply_defaults()
+                args = bound.args
+            if not any_tensor(*args):
+                return np_fn(*args)
+            return traced(*args)
+
+        if name is not None:
+            fn.__name__ = name
+        if doc is not None:
+            fn.__doc__ = doc
+        return typing.cast(_F, fn)
+
+    return decorate
+
+
 def _binary(name: str, op: str, np_fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    @_numpy_fallback(np_fn, name, f"numpy.{np_fn.__name__} on traced tensors.")
     def fn(a: Any, b: Any) -> Any:
-        if not any_tensor(a, b):
-            return np_fn(a, b)
         dt = result_dtype([a, b])
         shape = common_shape(a, b)
         out_op = op
@@ -48,8 +87,6 @@ def _binary(name: str, op: str, np_fn: Callable[..., Any], kind: str) -> Callabl
             raise _fail(name, dt)
         return emit(out_op, [operand(a, dt, shape), operand(b, dt, shape)])
 
-    fn.__name__ = name
-    fn.__doc__ = f"numpy.{np_fn.__name__} on traced tensors."
     return fn
 
 
@@ -91,16 +128,14 @@ def power(a: Any, b: Any) -> Any:
 
 
 def _compare(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @_numpy_fallback(np_fn, name)
     def fn(a: Any, b: Any) -> Any:
-        if not any_tensor(a, b):
-            return np_fn(a, b)
         dt = result_dtype([a, b])
         if dt is DType.int32 and any(_outside_int32(v) for v in (a, b)):
             dt = DType.int64  # NumPy 2 compares with out-of-range Python ints exactly
         shape = common_shape(a, b)
         return emit(op, [operand(a, dt, shape), operand(b, dt, shape)])
 
-    fn.__name__ = name
     return fn
 
 
@@ -124,14 +159,12 @@ def _truth(value: Any) -> Tensor:
 
 
 def _logical(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @_numpy_fallback(np_fn, name)
     def fn(a: Any, b: Any) -> Any:
-        if not any_tensor(a, b):
-            return np_fn(a, b)
         shape = common_shape(a, b)
         return emit(op, [operand(_truth(a), DType.bool, shape),
                          operand(_truth(b), DType.bool, shape)])
 
-    fn.__name__ = name
     return fn
 
 
@@ -139,22 +172,18 @@ logical_and = _logical("logical_and", "logical_and", np.logical_and)
 logical_or = _logical("logical_or", "logical_or", np.logical_or)
 
 
+@_numpy_fallback(np.logical_not)
 def logical_not(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.logical_not(x)
     return emit("logical_not", [_truth(x)])
 
 
 def _float_unary(name: str, op: str, np_fn: Callable[..., Any]) -> Callable[..., Any]:
+    @_numpy_fallback(np_fn, name, f"numpy.{np_fn.__name__}; integer and bool inputs "
+                     "compute in float64 (NumPy uses float16 for bool).")
     def fn(x: Any) -> Any:
-        if not any_tensor(x):
-            return np_fn(x)
         t = to_tensor(x)
         return emit(op, [cast(t, float_of(t.dtype))])
 
-    fn.__name__ = name
-    fn.__doc__ = (f"numpy.{np_fn.__name__}; integer and bool inputs compute in float64 "
-                  "(NumPy uses float16 for bool).")
     return fn
 
 
@@ -173,9 +202,8 @@ arctan = _float_unary("arctan", "arctan", np.arctan)
 
 def _numeric_unary(name: str, op: str, np_fn: Callable[..., Any],
                    on_bool: str) -> Callable[..., Any]:
+    @_numpy_fallback(np_fn, name)
     def fn(x: Any) -> Any:
-        if not any_tensor(x):
-            return np_fn(x)
         t = to_tensor(x)
         if t.dtype is DType.bool:
             if on_bool == "identity":
@@ -185,7 +213,6 @@ def _numeric_unary(name: str, op: str, np_fn: Callable[..., Any],
             return t  # NumPy 2 keeps integers as they are
         return emit(op, [t])
 
-    fn.__name__ = name
     return fn
 
 
@@ -197,9 +224,8 @@ floor = _numeric_unary("floor", "floor", np.floor, on_bool="error")
 ceil = _numeric_unary("ceil", "ceil", np.ceil, on_bool="error")
 
 
+@_numpy_fallback(np.square)
 def square(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.square(x)
     t = to_tensor(x)
     if t.dtype is DType.bool:
         raise UnsupportedError("square of a bool tensor (NumPy gives int8, which tensorjit "
@@ -207,9 +233,8 @@ def square(x: Any) -> Any:
     return emit("mul", [t, t])
 
 
+@_numpy_fallback(np.reciprocal)
 def reciprocal(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.reciprocal(x)
     t = to_tensor(x)
     if not t.dtype.is_float:
         raise UnsupportedError(f"reciprocal of {t.dtype} (integer reciprocal truncates to 0; "
@@ -217,40 +242,35 @@ def reciprocal(x: Any) -> Any:
     return true_divide(1.0, t)
 
 
+@_numpy_fallback(np.invert)
 def invert(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.invert(x)
     t = to_tensor(x)
     if t.dtype.is_float:
         raise _fail("invert", t.dtype)
     return emit("invert", [t])
 
 
+@_numpy_fallback(np.isnan)
 def isnan(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.isnan(x)
     return emit("isnan", [to_tensor(x)])
 
 
+@_numpy_fallback(np.isfinite)
 def isfinite(x: Any) -> Any:
-    if not any_tensor(x):
-        return np.isfinite(x)
     return emit("isfinite", [to_tensor(x)])
 
 
+@_numpy_fallback(np.where)
 def where(cond: Any, a: Any, b: Any) -> Any:
-    if not any_tensor(cond, a, b):
-        return np.where(cond, a, b)
     dt = result_dtype([a, b])
     shape = common_shape(cond, a, b)
     return emit("select", [operand(_truth(cond), DType.bool, shape),
                            operand(a, dt, shape), operand(b, dt, shape)])
 
 
+@_numpy_fallback(np.clip)
 def clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
     """numpy.clip: minimum(maximum(x, a_min), a_max); NaN stays NaN."""
-    if not any_tensor(x, a_min, a_max):
-        return np.clip(x, a_min, a_max)
     if a_min is None and a_max is None:
         raise UnsupportedError("clip: give a_min or a_max")
     out = x
