@@ -455,7 +455,8 @@ def verify_module(m: Module) -> None:
 
 
 def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[str],
-                  params: set[str]) -> None:
+                  params: set[str], verified: _Verified | None = None) -> None:
+    verified = {} if verified is None else verified
     accs = set(accs)
     for s in body:
         if isinstance(s, Loop):
@@ -463,7 +464,7 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
             if s.var in vars_:
                 raise VerificationError(f"kernel {k.name}: loop variable {s.var} shadows\n"
                                         + format_kernel(k))
-            _verify_block(k, s.body, vars_ | {s.var}, accs, params)
+            _verify_block(k, s.body, vars_ | {s.var}, accs, params, verified)
             if s.kind == "vector" and any(isinstance(b, Loop) for b in s.body):
                 raise VerificationError(f"kernel {k.name}: vector loop {s.var} is not "
                                         "innermost\n" + format_kernel(k))
@@ -473,7 +474,7 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
             if s.name not in accs:
                 raise VerificationError(f"kernel {k.name}: update of undeclared "
                                         f"accumulator {s.name}\n" + format_kernel(k))
-            _verify_expr(k, s.value, vars_, accs, params)
+            _verify_expr(k, s.value, vars_, accs, params, verified)
         elif isinstance(s, Gemm):
             for buf in (s.a, s.out) + ((s.b_packed,) if s.b_value is None else ()):
                 if buf not in params:
@@ -489,12 +490,27 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
             if s.buffer not in params:
                 raise VerificationError(f"kernel {k.name}: store to undeclared {s.buffer}\n"
                                         + format_kernel(k))
-            _verify_expr(k, s.index, vars_, accs, params)
-            _verify_expr(k, s.value, vars_, accs, params)
+            _verify_expr(k, s.index, vars_, accs, params, verified)
+            _verify_expr(k, s.value, vars_, accs, params, verified)
 
 
-def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: set[str]) -> None:
-    for x in walk(e):
+# Nodes already verified, per kernel and scope (loop variables, accumulators): statements
+# of one scope share much of their expressions (scalar-style code), and a walk per
+# statement would make verification quadratic.
+_Verified = dict[tuple[frozenset[str], frozenset[str]], set[int]]
+
+
+def _verify_expr(k: Kernel, e: Expr, vars_: set[str], accs: set[str], params: set[str],
+                 verified: _Verified | None = None) -> None:
+    done = set[int]() if verified is None else \
+        verified.setdefault((frozenset(vars_), frozenset(accs)), set())
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if id(x) in done:
+            continue
+        done.add(id(x))
+        stack.extend(x.children())
         if isinstance(x, Var) and x.name not in vars_:
             raise VerificationError(f"kernel {k.name}: variable {x.name} used outside its "
                                     f"loop in {format_expr(e)}\n" + format_kernel(k))

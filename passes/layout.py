@@ -93,6 +93,8 @@ def sink_transpose(node: Node, ctx: RewriteContext) -> Node | None:
 
 @TABLE.rule(*ELEMENTWISE)
 def sink_reshape(node: Node, ctx: RewriteContext) -> Node | None:
+    if node.shape == () or all(d == 1 for d in node.shape):
+        return None  # one element: no layout to gain, and scalar-style code has thousands
     return _sink_view(node, "reshape", "shape")
 
 

@@ -25,6 +25,7 @@ from tensorjit.compiler.lowering import index as ix
 from tensorjit.compiler.lowering.fusion import materialized_nodes
 from tensorjit.compiler.lowering.merge import merge_sharing_kernels
 from tensorjit.compiler.lowering.scratch import share_across_stages
+from tensorjit.compiler.lowering.select_chains import unroll_select_chains
 from tensorjit.compiler.lowering.values import CannotFuse, KernelScope, NotFlat, ValueBuilder
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.graph import ConstArray, Graph, Node
@@ -565,7 +566,7 @@ class Lowering:
                 for r in group.roots[:6]) + (" ..." if len(group.roots) > 6 else "")
             kernels.append(Kernel(f"k{k}", params, body, note))
         buffers = self.module_buffers + list(temps.values()) + scratch
-        kernels = merge_sharing_kernels(kernels)
+        kernels = merge_sharing_kernels([unroll_select_chains(k) for k in kernels])
         return Module(self.graph.name, buffers, kernels, tuple(self.dims), list(self.consts))
 
 

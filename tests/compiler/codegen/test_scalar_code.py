@@ -11,6 +11,7 @@ import pytest
 import tensorjit as tj
 from tensorjit.compiler.codegen.invariants import loop_invariants
 from tensorjit.compiler.lowering.merge import merge_sharing_kernels
+from tensorjit.compiler.lowering.select_chains import unroll_select_chains
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.loops import (
     AccInit,
@@ -135,3 +136,34 @@ def test_merge_only_small_kernels_that_share_work() -> None:
     assert merged[0].body == k0.body + k1.body
     assert {p.name: p.role for p in merged[0].params} == {"x": "in", "y": "out", "z": "out"}
     assert merged[1].body == other.body and merged[2].body == big.body
+
+
+def test_select_chain_on_the_loop_variable_becomes_stores() -> None:
+    i = Var("i")
+    g = [Op("sin", (Load("x", Const(k, I64), F64),), F64) for k in range(3)]
+    chain = Const(0.0, F64)
+    for k in (0, 2, 1, 0):  # the outermost case for a position wins (k=0 here)
+        chain = Op("select", (Op("eq", (i, Const(k, I64)), DType.bool), g[k] if k else
+                              Op("neg", (g[0],), F64), chain), F64)
+    params = (BufferParam("x", F64, "in"), BufferParam("y", F64, "out"))
+    kernel = _kernel("k0", (_loop("i", 5, (Store("y", i, chain),), "vector"),), params)
+    body = unroll_select_chains(kernel).body
+    default, *stores = body
+    assert isinstance(default, Loop) and default.body == (Store("y", i, Const(0.0, F64)),)
+    assert stores == [Store("y", Const(0, I64), Op("neg", (g[0],), F64)),
+                      Store("y", Const(1, I64), g[1]), Store("y", Const(2, I64), g[2])]
+    # every position covered: no loop is left
+    full = _kernel("k0", (_loop("i", 3, (Store("y", i, chain),), "vector"),), params)
+    assert not any(isinstance(s, Loop) for s in unroll_select_chains(full).body)
+
+
+def test_gradient_of_some_elements_is_zero_elsewhere() -> None:
+    def f(a):  # noqa: ANN001, ANN202
+        return tj.sin(a[0]) * a[3] + a[3] ** 2
+
+    a = np.array([0.3, 1.0, 2.0, -0.7, 5.0, 6.0])
+    got = tj.grad(f, threads=1, cache=False)(a)
+    want = np.zeros_like(a)
+    want[0] = np.cos(a[0]) * a[3]
+    want[3] = np.sin(a[0]) + 2 * a[3]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
