@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import tensorjit as tj
+from tensorjit.compiler.bench.harness import set_openblas_threads
 from tensorjit.compiler.bench.machine import measure_fma_peak
 from tensorjit.compiler.bench.workloads import (
     CONV_INPUT,
@@ -122,9 +123,14 @@ def numpy_times(coretype: str | None, threads: int, sizes: tuple[int, ...],
 
 
 def tensorjit_times(threads: int, sizes: tuple[int, ...], repeat: int) -> dict[str, float]:
-    """Compiled with the thread pool sized to ``threads`` (its size is process-wide)."""
+    """Compiled with the thread pool sized to ``threads`` (its size is process-wide).
+
+    The NumPy references checked here run on one OpenBLAS thread: after a multi-threaded
+    OpenBLAS call its workers spin for ~60 ms (measured: 0.03 s of CPU in the 0.05 s after
+    a 1024^2 ``a @ a``), which took the second core from every 2-thread timing below."""
     from tensorjit.runtime.native import lib
 
+    set_openblas_threads(1)
     lib.tj_set_num_threads(threads)
     opt = {"threads": 1} if threads == 1 else {}
     out: dict[str, float] = {}
