@@ -26,7 +26,7 @@ from tensorjit.compiler.lowering.report import fusion_report
 from tensorjit.compiler.persistent import Lookup, graph_identity
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
-from tensorjit.ir.loops import format_module, verify_module
+from tensorjit.ir.loops import Loop, format_module, verify_module
 from tensorjit.ir.shapes import Size
 from tensorjit.ir.verifier import verify_graph
 from tensorjit.passes.manager import PassContext
@@ -111,7 +111,8 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
                             arena_offsets=None if plan is None else plan.offsets)
     llvm_text = str(llvm_module)
     timings["codegen"] = time.perf_counter() - t
-    code = jit_compile(llvm_text, opt_level, target)
+    has_loops = any(isinstance(s, Loop) for k in module.kernels for s in k.body)
+    code = jit_compile(llvm_text, opt_level, target, slp=has_loops)
     timings.update(code.timings)
     sig = Signature(
         inputs=tuple(ArgSpec(p.attr("name"), p.shape, p.dtype) for p in graph.params),
