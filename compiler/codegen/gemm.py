@@ -11,26 +11,24 @@ activation, residual, ...) is applied in registers and the result is stored once
 tiles compute on zero padding and store only their valid rows and columns.
 
 A ``Gemm`` with ``b_value`` packs each ``kc x nr`` panel of B itself, just before the
-micro-kernels use it, into a stack buffer that stays in L1 (see ``_pack_b_panel``).
+micro-kernels use it, into a stack buffer that stays in L1 (``gemm_pack.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from llvmlite import ir
 
+from tensorjit.compiler.codegen.gemm_pack import pack_b_panel
 from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import intrinsic
 from tensorjit.compiler.codegen.types import I64, PTR, mem_type, opaque_alloca, reg_type
 from tensorjit.ir.dtypes import DType
-from tensorjit.ir.loops import Const, Expr, Gemm, Var
+from tensorjit.ir.loops import Gemm
 
 if TYPE_CHECKING:
     from tensorjit.compiler.codegen.kernel import KernelEmitter
-
-T = TypeVar("T")
 
 
 def _i64(v: int) -> ir.Constant:
@@ -161,7 +159,7 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
                 b_panel = b.add(b_base, b.mul(b.add(b.mul(p, kk), k0), _i64(g.nr)))
                 b_ptr = b.gep(k.ptrs[g.b_packed], [b_panel], source_etype=mty)
             else:
-                _pack_b_panel(k, g, packed_b, n0, cols, k0, depth, lanes)
+                pack_b_panel(k, g, packed_b, n0, cols, k0, depth, lanes)
                 b_ptr = packed_b
 
             def row_panel(q: ir.Value) -> None:
@@ -229,97 +227,3 @@ def _finish(k: KernelEmitter, g: Gemm, value: ir.Value, gm: ir.Value, gn: ir.Val
         with partial:
             k.store(g.out, index, value, g.dtype)
 
-
-def _column_parts(e: Expr) -> list[Expr]:
-    """The largest subexpressions of a B element that vary along a row (mention ``pn``)
-    but not down the depth (``pk``): a conv's output pixel coordinates ``pn // OW`` and
-    ``pn % OW`` (vector integer divisions) are computed once per panel, not per depth."""
-    names: dict[int, frozenset[str]] = {}
-    order: list[Expr] = []
-    stack: list[tuple[Expr, bool]] = [(e, False)]
-    while stack:  # post-order, iterative: the variables each node mentions
-        x, ready = stack.pop()
-        if id(x) in names:
-            continue
-        if not ready:
-            stack.append((x, True))
-            stack.extend((c, False) for c in x.children() if id(c) not in names)
-            continue
-        here = frozenset({x.name}) if isinstance(x, Var) else frozenset()
-        names[id(x)] = here.union(*(names[id(c)] for c in x.children()))
-        order.append(x)
-    out: list[Expr] = []
-    seen: set[int] = set()
-    todo = [e]
-    while todo:
-        x = todo.pop()
-        if id(x) in seen or "pn" not in names[id(x)]:
-            continue
-        seen.add(id(x))
-        if "pk" in names[id(x)]:
-            todo.extend(x.children())
-        elif not isinstance(x, (Var, Const)):
-            out.append(x)
-    return out
-
-
-def _pack_b_panel(k: KernelEmitter, g: Gemm, packed: ir.Value, n0: ir.Value, cols: ir.Value,
-                  k0: ir.Value, depth: ir.Value, lanes: int) -> None:
-    """packed[d * nr + j] = b_value at pk = k0 + d, pn = n0 + j for the panel's ``depth``
-    rows: vectors of ``lanes`` columns (loads contiguous along the row become vector loads,
-    masked ones for padding) for a full panel, lane by lane and zero-filled past the last
-    column for the partial one."""
-    b = k.b
-    dt = g.dtype
-    assert g.b_value is not None
-    value_expr = g.b_value
-    nvec = g.nr // lanes
-
-    def vector_mode(emit: Callable[[], T], seed: dict) -> T:
-        k.vvar, k.lanes, k.vmemo = "pn", lanes, dict(seed)
-        k.memo.append({})  # scalars that read pn differ from one vector to the next
-        try:
-            return emit()
-        finally:
-            k.memo.pop()
-            k.vvar, k.lanes, k.vmemo = None, 0, {}
-
-    full = b.icmp_signed("==", cols, _i64(g.nr))
-    with b.if_else(full) as (whole, edge):
-        with whole:
-            k.memo.append({})
-            parts = _column_parts(value_expr)
-            hoisted = []
-            for h in range(nvec):
-                k.vars["pn"] = b.add(n0, _i64(h * lanes))
-                hoisted.append(vector_mode(lambda: {e: k.vexpr(e) for e in parts}, {}))
-
-            def vector_row(d: ir.Value) -> None:
-                k.vars["pk"] = b.add(k0, d)
-                for h in range(nvec):
-                    k.vars["pn"] = b.add(n0, _i64(h * lanes))
-                    value = vector_mode(lambda: k.as_vector(k.vexpr(value_expr), dt),
-                                        hoisted[h])
-                    k.store_ptr(packed, b.add(b.mul(d, _i64(g.nr)), _i64(h * lanes)), value,
-                                dt)
-
-            k.counted("gbd", _i64(0), depth, 1, vector_row)
-            k.memo.pop()
-        with edge:
-            k.memo.append({})
-
-            def lane_row(d: ir.Value) -> None:
-                k.vars["pk"] = b.add(k0, d)
-                row = b.mul(d, _i64(g.nr))
-
-                def lane(j: ir.Value) -> None:
-                    k.vars["pn"] = b.add(n0, j)
-                    k.store_ptr(packed, b.add(row, j), k.scalar(value_expr), dt)
-
-                k.counted("gbj", _i64(0), cols, 1, lane)
-                k.counted("gbz", cols, _i64(g.nr), 1,
-                          lambda j: k.store_ptr(packed, b.add(row, j), splat(0, reg_type(dt)),
-                                                dt))
-
-            k.counted("gbd", _i64(0), depth, 1, lane_row)
-            k.memo.pop()

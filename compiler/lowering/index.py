@@ -146,11 +146,11 @@ def _upper(e: Expr, extents: Extents) -> Expr | None:
         return extents.get(e.name)
     if isinstance(e, Op) and e.op == "imod":
         return e.args[1]
-    top = _max_value(e, extents)
+    top = max_value(e, extents)
     return None if top is None else const(top + 1)
 
 
-def _max_value(e: Expr, extents: Extents) -> int | None:
+def max_value(e: Expr, extents: Extents) -> int | None:
     """The largest value of a non-negative static index expression, or None if unknown
     (symbolic extents, negative coefficients)."""
     if isinstance(e, Const):
@@ -163,14 +163,14 @@ def _max_value(e: Expr, extents: Extents) -> int | None:
     if e.op == "imod" and isinstance(e.args[1], Const):
         return int(e.args[1].value) - 1
     if e.op == "idiv" and isinstance(e.args[1], Const):
-        top = _max_value(e.args[0], extents)
+        top = max_value(e.args[0], extents)
         return None if top is None else top // int(e.args[1].value)
     terms, c = affine(e)
     if terms == {e: 1} or c < 0 or any(v < 0 for v in terms.values()):
         return None
     total = c
     for atom, coef in terms.items():
-        top = _max_value(atom, extents)
+        top = max_value(atom, extents)
         if top is None:
             return None
         total += coef * top

@@ -123,6 +123,8 @@ def conv_reference(x, w, b, stride, pad, dil, groups):
     (3, 40, 9, 13, 19, 3, 1, 1, 1, 1),  # K = 360: two depth blocks; 9x13 outputs
     (2, 16, 6, 40, 8, 3, 1, 1, 1, 1),  # output rows wider than a 32-column panel
     (1, 3, 33, 35, 5, 3, 2, 0, 2, 1),  # stride and dilation without padding
+    (1, 2, 12, 11, 3, 9, 1, 4, 1, 1),  # 81 kernel offsets: padding masks computed per row
+    (2, 3, 9, 10, 4, 3, 2, 1, 2, 1),  # stride, dilation and padding: masks from a table
 ])
 def test_conv2d_against_direct_loops(n, c, h, w, o, k, stride, pad, dil, groups):
     x, wt, b = rand((n, c, h, w)), rand((o, c // groups, k, k)), rand(o)
@@ -131,6 +133,15 @@ def test_conv2d_against_direct_loops(n, c, h, w, o, k, stride, pad, dil, groups)
     want = np.maximum(conv_reference(x.astype(float), wt.astype(float), b, stride, pad, dil,
                                      groups), 0)
     np.testing.assert_allclose(f(x, wt, b), want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_of_non_contiguous_input():
+    x, wt = rand((2, 5, 13, 9)), rand((7, 5, 3, 3))
+    f = compiled(lambda x, wt: tj.nn.conv2d(x.transpose(0, 1, 3, 2)[:, :, ::2], wt, padding=1),
+                 x, wt)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2)[:, :, ::2])
+    want = conv_reference(xt.astype(float), wt.astype(float), None, 1, 1, 1, 1)
+    np.testing.assert_allclose(f(x, wt), want, rtol=1e-4, atol=1e-4)
 
 
 def test_conv_block_is_one_kernel():
