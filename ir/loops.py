@@ -184,6 +184,24 @@ def walk(*roots: Expr) -> Iterator[Expr]:
         stack.extend(x.children())
 
 
+def postorder(*roots: Expr) -> list[Expr]:
+    """Every node reachable from ``roots`` once, children before their parents."""
+    out: list[Expr] = []
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(r, False) for r in reversed(roots)]
+    while stack:
+        e, expanded = stack.pop()
+        if expanded:
+            out.append(e)
+            continue
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        stack.append((e, True))
+        stack.extend((c, False) for c in reversed(e.children()) if id(c) not in seen)
+    return out
+
+
 def mentions(e: Expr, name: str) -> bool:
     """Does loop variable ``name`` occur in ``e``?"""
     return any(isinstance(x, Var) and x.name == name for x in walk(e))

@@ -14,10 +14,18 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
+from tensorjit.compiler.codegen.batching import math_batches
 from tensorjit.compiler.codegen.gemm import emit_gemm
 from tensorjit.compiler.codegen.invariants import loop_invariants
 from tensorjit.compiler.codegen.mathlib import splat
-from tensorjit.compiler.codegen.ops import CONTRACT, emit_cast, emit_op, mangle, maximum
+from tensorjit.compiler.codegen.ops import (
+    CONTRACT,
+    emit_cast,
+    emit_op,
+    mangle,
+    math_call,
+    maximum,
+)
 from tensorjit.compiler.codegen.types import (
     I32,
     I64,
@@ -46,6 +54,7 @@ from tensorjit.ir.loops import (
     Store,
     Var,
     accumulator_identity,
+    postorder,
 )
 
 
@@ -92,6 +101,7 @@ class KernelEmitter:
         self.vars: dict[str, ir.Value] = {}
         self.accs: dict[str, tuple[str, DType, ir.Value, ir.Value | None]] = {}
         self.memo: list[dict[Expr, ir.Value]] = [{}]
+        self.loaded: set[str] = set()  # buffers read by memoized values (see ``store``)
         # vector mode state
         self.vvar: str | None = None
         self.lanes = 0
@@ -107,11 +117,32 @@ class KernelEmitter:
             assert isinstance(top, Loop)
             self.loop(top, self.begin, self.end)
         else:
+            self._emit_math_batches()
             for s in self.kernel.body:
                 self.stmt(s)
         self.b.ret_void()
         ir.IRBuilder(self.entry).branch(self.fn.blocks[1])
         return self.fn
+
+    def _emit_math_batches(self) -> None:
+        """Compute the batchable scalar math calls (see ``batching``) at the kernel's
+        entry, a vector register's worth per call; the spare lanes of the last vector
+        repeat its last argument (a valid input)."""
+        if self.max_lanes <= 1:
+            return
+        for group in math_batches(self.kernel):
+            dtype = group[0].dtype
+            lanes = self.max_lanes * 4 // dtype.itemsize
+            args = [self.scalar(e.args[0]) for e in group]
+            for first in range(0, len(group), lanes):
+                chunk = args[first:first + lanes]
+                vec = ir.Constant(reg_type(dtype, lanes), ir.Undefined)
+                for k in range(lanes):
+                    vec = self.b.insert_element(vec, chunk[min(k, len(chunk) - 1)],
+                                                ir.Constant(I32, k))
+                out = math_call(self.b, group[0].op, vec, dtype, outline=True)
+                for k, e in enumerate(group[first:first + lanes]):
+                    self.memo[0][e] = self.b.extract_element(out, ir.Constant(I32, k))
 
     def _alloca(self, ty: ir.Type) -> ir.Value:
         eb = ir.IRBuilder(self.entry)
@@ -167,7 +198,24 @@ class KernelEmitter:
         return maximum(self.b, acc, value, dtype, kind == "max")
 
     def store(self, buffer: str, index: ir.Value, value: ir.Value, dtype: DType) -> None:
+        if buffer in self.loaded:
+            self._forget_reads_of(buffer)
         self.store_ptr(self.ptrs[buffer], index, value, dtype)
+
+    def _forget_reads_of(self, buffer: str) -> None:
+        """Drop memoized values computed from loads of ``buffer``, which is about to be
+        written: later reads must see the new contents (a kernel that reads back what
+        it wrote: merged kernels, in-place results)."""
+        tables: list[dict] = [*self.memo, self.vmemo]
+        stale: set[int] = set()
+        for e in postorder(*(e for table in tables for e in table)):
+            if (isinstance(e, Load) and e.buffer == buffer) or \
+                    any(id(c) in stale for c in e.children()):
+                stale.add(id(e))
+        for table in tables:
+            for e in [e for e in table if id(e) in stale]:
+                del table[e]
+        self.loaded.discard(buffer)
 
     def store_ptr(self, base: ir.Value, index: ir.Value, value: ir.Value, dtype: DType) -> None:
         ptr = self.b.gep(base, [index], inbounds=True, source_etype=mem_type(dtype))
@@ -177,6 +225,7 @@ class KernelEmitter:
 
     def load(self, buffer: str, index: ir.Value, dtype: DType, lanes: int = 0,
              align: int = 0) -> ir.Value:
+        self.loaded.add(buffer)
         return self.load_ptr(self.ptrs[buffer], index, dtype, lanes, align)
 
     def load_ptr(self, base: ir.Value, index: ir.Value, dtype: DType, lanes: int = 0,
@@ -430,6 +479,7 @@ class KernelEmitter:
         assert e.mask is not None
         mask = self.as_vector(self.vexpr(e.mask), DType.bool)
         lanes = self.lanes
+        self.loaded.add(e.buffer)
         if coef == 1:  # contiguous: one masked vector load, no touch of masked-off lanes
             mty = mem_type(e.dtype, lanes)
             ptr = self.b.gep(self.ptrs[e.buffer], [self.scalar(e.index)], inbounds=False,

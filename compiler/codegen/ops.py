@@ -197,13 +197,14 @@ def _math_body(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType) -> ir.Value:
     return fast
 
 
-def _math_call(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType) -> ir.Value:
-    """Vector math is emitted inline (it sits in hot loops, and a call would spill every
-    live vector register). Scalar math calls one internal function per function and
-    type in the module: scalar-style code (a chain of joints) makes hundreds of scalar
-    calls, and inlining each polynomial body made LLVM's time grow with their number.
-    LLVM still inlines a function that is called once."""
-    if lanes_of(x):
+def math_call(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType,
+              outline: bool = False) -> ir.Value:
+    """``name(x)`` for a function of ``MATH_FUNCTIONS``. Vector math is emitted inline
+    unless ``outline`` (it sits in hot loops, and a call would spill every live vector
+    register). Scalar math calls one internal function per function and type in the
+    module: scalar-style code (a chain of joints) makes hundreds of scalar calls, and
+    inlining each polynomial body made LLVM's time grow with their number."""
+    if lanes_of(x) and not outline:
         return _math_body(b, name, x, dt)
     fname = f"tj.math.{name}.{mangle(x.type)}"
     fn = b.module.globals.get(fname)
@@ -220,7 +221,7 @@ def _math_call(b: ir.IRBuilder, name: str, x: ir.Value, dt: DType) -> ir.Value:
 def _transcendental(name: str) -> Emitter:
     def emit(b: ir.IRBuilder, a: Sequence[ir.Value], dt: DType, flags: tuple[str, ...]) -> ir.Value:
         if name in MATH_FUNCTIONS:
-            return _math_call(b, name, a[0], dt)
+            return math_call(b, name, a[0], dt)
         if name == "sigmoid":
             return _sigmoid_fallback(b, a[0], dt)
         return _libm(b, name, a, dt)

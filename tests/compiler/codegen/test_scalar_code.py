@@ -26,6 +26,7 @@ from tensorjit.ir.loops import (
     Store,
     Var,
 )
+from tensorjit.runtime.engine import Target
 
 F64 = DType.float64
 I64 = DType.int64
@@ -48,7 +49,7 @@ def _chain_numpy(a: np.ndarray) -> tuple[float, np.ndarray]:
     return value, np.cumsum(d[::-1])[::-1]
 
 
-def test_scalar_math_is_one_function_called_many_times() -> None:
+def test_scalar_math_is_batched_into_vector_calls() -> None:
     n = 24
     a = np.linspace(-2.0, 3.0, n)
     step = tj.value_and_grad(_chain(n), threads=1, cache=False)
@@ -58,12 +59,33 @@ def test_scalar_math_is_one_function_called_many_times() -> None:
     np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-12)
     fn = step._program.compiled((a,))[0]  # noqa: SLF001
     llvm = fn.ir("llvm")
-    assert len(re.findall(r"define internal double @\"tj\.math\.sin\.f64\"", llvm)) == 1
-    calls = len(re.findall(r"call double @\"tj\.math\.(sin|cos)\.f64\"", llvm))
-    # each sine and cosine once: the value and the gradient share them (one kernel) and
-    # the gradient's loop reads them as invariants (not once per vector body and tail)
-    assert calls == 2 * n, calls
+    lanes = Target.host().vector_bytes() // 8
+    vec = rf"<{lanes} x double>"
+    assert len(re.findall(rf"define internal {vec} @\"tj\.math\.sin\.v{lanes}f64\"", llvm)) == 1
+    calls = len(re.findall(rf"call {vec} @\"tj\.math\.(sin|cos)\.v{lanes}f64\"", llvm))
+    # each sine and cosine once, a vector at a time: the value and the gradient share
+    # them (one kernel), the gradient's loop reads them as invariants, and the 24 sines
+    # (cosines) do not depend on each other
+    assert calls == 2 * -(-n // lanes), calls
+    assert 'call double @"tj.math.' not in llvm  # (libm's only on the huge-argument branch)
     assert fn.stats["kernels"] == 1
+
+
+def test_batched_math_matches_scalar_math_bit_for_bit() -> None:
+    x = np.concatenate([np.linspace(-40.0, 40.0, 37), [0.0, -0.0, 1e-300, 3e5, 1e300,
+                                                      np.inf, np.nan]])
+
+    def f(v):  # noqa: ANN001, ANN202
+        return [fn(v[k]) for k in range(len(x)) for fn in (tj.sin, tj.cos, tj.exp, tj.tanh)]
+
+    f_batched = tj.compile(tj.trace(lambda v: tuple(f(v)), x), threads=1, cache=False)
+    one = tj.compile(tj.trace(lambda v: (tj.sin(v), tj.cos(v), tj.exp(v), tj.tanh(v)), x),
+                     threads=1, cache=False)
+    got = np.array(f_batched(x)).reshape(len(x), 4).T
+    want = np.array(one(x))  # vector loop and scalar tail
+    np.testing.assert_array_equal(got, want)
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(got[:2], [np.sin(x), np.cos(x)], rtol=1e-15, atol=1e-300)
 
 
 def test_huge_arguments_still_take_the_exact_branch_out_of_line() -> None:
