@@ -385,8 +385,10 @@ class Lowering:
         def pack(panel: Expr, value: Expr) -> tuple[Stmt, ...]:
             slot = ix.add(b_base, ix.add(ix.mul(ix.add(ix.mul(panel, k_e), Var("pk")),
                                                 ix.const(nr)), Var("pj")))
-            return (Loop("pk", k_e, (Loop("pj", ix.const(nr), (Store(name, slot, value),),
-                                          "vector"),)),)
+            store = (Store(name, slot, value),)
+            if _along_rows(value):  # B transposed: copy along its contiguous rows
+                return (Loop("pj", ix.const(nr), (Loop("pk", k_e, store),)),)
+            return (Loop("pk", k_e, (Loop("pj", ix.const(nr), store, "vector"),)),)
 
         parts: list[tuple[Stmt, ...]] = []  # full panels (split over threads), the last one
         if full:
@@ -598,6 +600,21 @@ def _loaded(body: tuple[Stmt, ...]) -> set[str]:
             out |= {s.a} if s.b_value is not None else {s.a, s.b_packed}
             exprs += [s.epilogue] + ([s.b_value] if s.b_value is not None else [])
     return out | {x.buffer for x in walk(*exprs) if isinstance(x, Load)}
+
+
+def _along_rows(value: Expr) -> bool:
+    """Does B's element read memory contiguously down B's rows (``pk``) but not along
+    them (``pj``), as for ``x @ w.T``? A vector along ``pj`` would then gather lane by
+    lane; packing element by element down ``pk`` reads each source row in order."""
+    loads = [x for x in walk(value) if isinstance(x, Load) and ix.mentions(x.index, "pk")]
+    if not loads:
+        return False
+    for load in loads:
+        along_k, along_j = ix.linear_in(load.index, "pk"), ix.linear_in(load.index, "pj")
+        if along_k is None or along_j is None or along_k[0] != ix.const(1) \
+                or along_j[0] == ix.const(1):
+            return False
+    return True
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -77,6 +77,15 @@ def test_noncontiguous_inputs():
     np.testing.assert_allclose(f(a, b), a @ b, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("n", [64, 70])
+def test_transposed_b_is_packed_down_its_rows(n):
+    x, w = rand((50, 300)), rand((n, 300))
+    f = compiled(lambda x, w: x @ w.T, x, w)
+    np.testing.assert_allclose(f(x, w), x @ w.T, rtol=2e-4, atol=2e-4)
+    pack = f.ir("loops").split("# pack kernel")[1]
+    assert "for pk" in pack and "vfor pj" not in pack.split("\n\n")[0]
+
+
 def test_results_do_not_depend_on_the_thread_count():
     a, b, x = rand((300, 200)), rand((200, 130)), rand((64, 1000))
 
