@@ -123,21 +123,21 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
         tuple(ArenaItem(s.numel, s.itemsize) for s in arena_slots(module)),
         consts=tuple(np.ascontiguousarray(c.array()) for c in module.consts),
     )
-    graph_text = str(graph)
-    optimized_text = str(optimized)
-    # Lazy: the text form prints expression DAGs as trees, which is huge for deep
-    # scalar-style code (an IK chain), so only a caller asking for it pays.
+    # Lazy: texts of large graphs (scalar-style code) take milliseconds to print, and the
+    # loop IR prints expression DAGs as trees, so only a caller asking for one pays.
+    graph_text = functools.lru_cache(maxsize=1)(lambda g=graph: str(g))
+    optimized_text = functools.lru_cache(maxsize=1)(lambda g=optimized: str(g))
     loops_text = functools.lru_cache(maxsize=1)(lambda m=module: format_module(m))
     memory_text = plan.format() if plan is not None else \
         "no plan: temporaries of symbolic size are bump-allocated in buffer order"
     stages: dict[str, Callable[[], str]] = {
-        "graph": lambda: graph_text,
-        "optimized": lambda: optimized_text,
+        "graph": graph_text,
+        "optimized": optimized_text,
         "fusion": fusion_text,
         "loops": loops_text,
         "memory": lambda: memory_text,
         "llvm": lambda: llvm_text,
-        "llvm-opt": lambda: code.optimized_ir,
+        "llvm-opt": code.optimized_ir,
         "asm": functools.lru_cache(maxsize=1)(code.asm),
     }
     timings["total"] = time.perf_counter() - t0

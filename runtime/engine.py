@@ -106,7 +106,6 @@ class LoadedCode:
     engine: llvm.ExecutionEngine
     module: llvm.ModuleRef | None  # the optimized module; None when loaded from an object
     machine: llvm.TargetMachine
-    optimized_ir: str
     timings: dict[str, float] = field(default_factory=dict)
     obj: bytes = b""  # the object file MCJIT loaded (relocatable, for this target)
     target: Target | None = None
@@ -120,6 +119,12 @@ class LoadedCode:
             raise RuntimeError(f"symbol {name!r} not found in compiled code")
         self.symbols[name] = addr
         return addr
+
+    def optimized_ir(self) -> str:
+        """The optimized module's LLVM IR (printed on demand: large for scalar code)."""
+        if self.module is None:
+            raise RuntimeError("this code was loaded from an object file; it has no module")
+        return str(self.module)
 
     def asm(self) -> str:
         if self.module is None:
@@ -160,7 +165,7 @@ def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None,
         engine = _load(obj, machine)
         t3 = time.perf_counter()
     timings.update(parse=t1 - t0, optimize=t2 - t1, machine_code=t3 - t2)
-    return LoadedCode(engine, mod, machine, str(mod), timings, obj, target)
+    return LoadedCode(engine, mod, machine, timings, obj, target)
 
 
 def _load(obj: bytes, machine: llvm.TargetMachine) -> llvm.ExecutionEngine:
@@ -179,4 +184,4 @@ def load_object(obj: bytes, target: Target | None = None) -> LoadedCode:
         machine = target.machine()
         engine = _load(obj, machine)
         t1 = time.perf_counter()
-    return LoadedCode(engine, None, machine, "", {"load_object": t1 - t0}, obj, target)
+    return LoadedCode(engine, None, machine, {"load_object": t1 - t0}, obj, target)

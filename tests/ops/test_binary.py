@@ -48,8 +48,8 @@ BINARY: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 # NumPy does not specify which zero max/min(-0.0, 0.0) returns.
 UNSIGNED_ZERO_OPS = {"maximum", "minimum"}
-# Known compiled-code bugs with NaN/Inf operands, kept out of test_binary and pinned by
-# the strict xfail tests test_float_max_min_nan and test_float_divmod_nonfinite.
+# NaN/Inf (and zero-divisor) operands of these ops are checked by their own tests,
+# test_float_max_min_nan and test_float_divmod_nonfinite; test_binary keeps them finite.
 NAN_BUG_OPS = {"maximum", "minimum"}
 DIVMOD_BUG_OPS = {"floor_divide", "mod", "remainder"}
 
