@@ -7,13 +7,15 @@ optimize and load it, and wrap the entry point in a ``CompiledFunction``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import re
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,19 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
     return fn
 
 
+@contextlib.contextmanager
+def _deep_recursion(limit: int = 50_000) -> Iterator[None]:
+    """Lowering builds index maps recursively along the graph: scalar-style code (a
+    chain of 400 joints) nests deeper than Python's default limit of 1000 frames. Python
+    (3.11+) runs these pure-Python calls without growing the C stack."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
            t0: float, target: Target | None = None) -> CompiledFunction:
     timings: dict[str, float] = {}
@@ -96,7 +111,8 @@ def _build(graph: Graph, opt_level: int, fast_math: bool, threads: int | None,
     timings["passes"] = time.perf_counter() - t
     t = time.perf_counter()
     lowering = Lowering(optimized)
-    module = lowering.run()
+    with _deep_recursion():
+        module = lowering.run()
     verify_module(module)
     fusion_text = functools.lru_cache(maxsize=1)(
         lambda lowered=module: fusion_report(lowering, lowered))

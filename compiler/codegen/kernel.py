@@ -405,16 +405,24 @@ class KernelEmitter:
         """Does ``e`` vary across the lanes (the vector variable or a vector leaf)?
         Memoized per vector body: expressions are DAGs with much sharing (scalar-style
         code), so a tree walk would be exponential."""
+        memo = self._mention_memo
         key = (e, self.vvar, self.vleaf)
-        hit = self._mention_memo.get(key)
+        hit = memo.get(key)
         if hit is not None:
             return hit
-        if (isinstance(e, Var) and e.name == self.vvar) or e is self.vleaf:
-            result = True
-        else:
-            result = any(self._mentions(c) for c in e.children())
-        self._mention_memo[key] = result
-        return result
+        stack: list[tuple[Expr, bool]] = [(e, False)]  # iterative: deep expressions
+        while stack:
+            x, ready = stack.pop()
+            k = (x, self.vvar, self.vleaf)
+            if k in memo:
+                continue
+            if ready:
+                memo[k] = (isinstance(x, Var) and x.name == self.vvar) or x is self.vleaf \
+                    or any(memo[(c, self.vvar, self.vleaf)] for c in x.children())
+            else:
+                stack.append((x, True))
+                stack.extend((c, False) for c in x.children())
+        return memo[key]
 
     def as_vector(self, ev: tuple[ir.Value, bool], dtype: DType) -> ir.Value:
         value, is_vec = ev
@@ -502,13 +510,30 @@ class KernelEmitter:
         return out
 
     # --- expressions (scalar) ---------------------------------------------------------
-    def scalar(self, e: Expr) -> ir.Value:
+    def _memoized(self, e: Expr) -> ir.Value | None:
         for level in reversed(self.memo):
             hit = level.get(e)
             if hit is not None:
                 return hit
-        value = self._scalar(e)
-        self.memo[-1][e] = value
+        return None
+
+    def scalar(self, e: Expr) -> ir.Value:
+        hit = self._memoized(e)
+        if hit is not None:
+            return hit
+        # Operands first, without recursion: scalar-style code nests thousands deep.
+        stack: list[tuple[Expr, bool]] = [(e, False)]
+        while stack:
+            x, ready = stack.pop()
+            if self._memoized(x) is not None:
+                continue
+            if ready:
+                self.memo[-1][x] = self._scalar(x)
+            else:
+                stack.append((x, True))
+                stack.extend((c, False) for c in x.children())
+        value = self._memoized(e)
+        assert value is not None
         return value
 
     def _scalar(self, e: Expr) -> ir.Value:

@@ -189,3 +189,19 @@ def test_gradient_of_some_elements_is_zero_elsewhere() -> None:
     want[0] = np.cos(a[0]) * a[3]
     want[3] = np.sin(a[0]) + 2 * a[3]
     np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_chains_deeper_than_pythons_recursion_limit_compile() -> None:
+    def f(a):  # noqa: ANN001, ANN202
+        x = a[0]
+        for i in range(1200):  # each step nests the expression two levels deeper
+            x = x * 0.999 + tj.sin(a[i % 3])
+        return x
+
+    a = np.array([0.1, 0.2, 0.3])
+    want = float(a[0])
+    for i in range(1200):
+        want = want * 0.999 + np.sin(a[i % 3])
+    value, grad = tj.value_and_grad(f, threads=1, cache=False)(a)
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    assert np.all(np.isfinite(grad))
