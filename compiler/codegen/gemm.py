@@ -25,7 +25,7 @@ from tensorjit.compiler.codegen.mathlib import splat
 from tensorjit.compiler.codegen.ops import intrinsic
 from tensorjit.compiler.codegen.types import I64, PTR, mem_type, opaque_alloca, reg_type
 from tensorjit.ir.dtypes import DType
-from tensorjit.ir.loops import Gemm
+from tensorjit.ir.loops import Const, Gemm
 
 if TYPE_CHECKING:
     from tensorjit.compiler.codegen.kernel import KernelEmitter
@@ -148,7 +148,23 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
                     dst = b.add(b.mul(b.add(b.mul(p, depth), d), _i64(g.mr)), _i64(i))
                     k.store_ptr(packed_a, dst, value, dt)
 
-            k.counted("gpd", _i64(0), depth, 1, pack_step)
+            def copy_step(d: ir.Value) -> None:
+                # A's rows are adjacent in memory (A transposed): a panel's mr values at
+                # one depth are one short vector (else LLVM gathers along the depth)
+                row0 = b.add(m0, b.mul(p, _i64(g.mr)))
+                src = b.add(a_base, b.add(row0, b.mul(b.add(k0, d), a_sk)))
+                dst = b.mul(b.add(b.mul(p, depth), d), _i64(g.mr))
+                k.store_ptr(packed_a, dst, k.load(g.a, src, dt, g.mr), dt)
+
+            if isinstance(g.a_sm, Const) and int(g.a_sm.value) == 1:
+                whole = b.icmp_signed("<=", b.add(m0, b.mul(b.add(p, _i64(1)), _i64(g.mr))), m1)
+                with b.if_else(whole) as (vector, scalar):
+                    with vector:
+                        k.counted("gpd", _i64(0), depth, 1, copy_step)
+                    with scalar:
+                        k.counted("gpd", _i64(0), depth, 1, pack_step)
+            else:
+                k.counted("gpd", _i64(0), depth, 1, pack_step)
 
         k.counted("gpa", _i64(0), m_panels, 1, pack_panel)
 
