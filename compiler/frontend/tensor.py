@@ -7,6 +7,7 @@ remembers the user's source line so that errors point at the user's code.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any
@@ -24,7 +25,9 @@ _OUR_DIRS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_ours(filename: str) -> bool:
+    # cached: every traced op walks the stack (a 100-joint chain makes ~1000 calls)
     path = os.path.abspath(filename)
     return path.startswith(_OUR_DIRS) or os.path.dirname(path) == _ROOT
 
