@@ -242,4 +242,3 @@ def _finish(k: KernelEmitter, g: Gemm, value: ir.Value, gm: ir.Value, gn: ir.Val
                     g.epilogue.dtype)
         with partial:
             k.store(g.out, index, value, g.dtype)
-

@@ -153,6 +153,16 @@ def test_conv_of_non_contiguous_input():
     np.testing.assert_allclose(f(x, wt), want, rtol=1e-4, atol=1e-4)
 
 
+def test_conv_with_symbolic_batch():
+    wt = rand((8, 3, 3, 3))
+    f = tj.compile(tj.trace(lambda x, wt: tj.nn.conv2d(x, wt, padding=1),
+                            tj.TensorSpec(("n", 3, 9, 10)), wt))
+    for n in (0, 1, 3):
+        x = rand((n, 3, 9, 10))
+        want = conv_reference(x.astype(float), wt.astype(float), None, 1, 1, 1, 1)
+        np.testing.assert_allclose(f(x, wt), want, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_block_is_one_kernel():
     x, wt, b = rand((2, 8, 10, 10)), rand((8, 8, 3, 3)), rand(8)
     f = compiled(lambda x, wt, b: tj.nn.relu(tj.nn.conv2d(x, wt, b, padding=1) * 0.5), x, wt, b)
