@@ -213,15 +213,21 @@ def _prefetch_next_panels(k: KernelEmitter, g: Gemm, load: Load) -> None:
     read. A conv's panel reads ~3 rows of each of ~20 input channels per depth block:
     more streams than the hardware prefetcher follows, so the loads waited on L2
     (measured: conv block ~20.9 -> ~20.0 ms, 1 thread). Prefetches never fault."""
+    first = k.b.add(k.scalar(load.index), _i64(PREFETCH_PANELS * g.nr))
+    prefetch_row(k, load.buffer, first, g.nr, load.dtype, write=False)
+
+
+def prefetch_row(k: KernelEmitter, buffer: str, first: ir.Value, count: int, dt: DType,
+                 write: bool) -> None:
+    """Prefetch elements ``first .. first + count`` of ``buffer`` (every cache line) into
+    all cache levels; ``write``: for writing."""
     b = k.b
-    first = b.add(k.scalar(load.index), _i64(PREFETCH_PANELS * g.nr))
     fn = b.module.globals.get("llvm.prefetch.p0") or ir.Function(
         b.module, ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]), "llvm.prefetch.p0")
-    for byte in range(0, g.nr * load.dtype.itemsize, 64):  # each cache line of the piece
-        ptr = b.gep(k.ptrs[load.buffer], [b.add(first, _i64(byte // load.dtype.itemsize))],
-                    source_etype=mem_type(load.dtype))
-        # read, keep in all cache levels, data cache
-        b.call(fn, [ptr, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+    for byte in range(0, count * dt.itemsize, 64):
+        ptr = b.gep(k.ptrs[buffer], [b.add(first, _i64(byte // dt.itemsize))],
+                    source_etype=mem_type(dt))
+        b.call(fn, [ptr, ir.Constant(I32, int(write)), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
 
 def _lane_panel(k: KernelEmitter, g: Gemm, value: Expr, packed: ir.Value, n0: ir.Value,
