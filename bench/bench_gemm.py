@@ -4,7 +4,10 @@ tensorjit against NumPy's OpenBLAS twice: as configured in this environment (the
 here may be a 256-bit kernel: ``OPENBLAS_CORETYPE``) and with
 ``OPENBLAS_CORETYPE=SkylakeX`` (its AVX-512 kernels). NumPy's timings run in child
 processes because OpenBLAS reads ``OPENBLAS_CORETYPE`` and ``OPENBLAS_NUM_THREADS`` when
-it loads. GFLOP/s count 2 flops per multiply-add; "of peak" divides by the machine's FMA
+it loads; the children stay up and time one case per request, so that every round times
+tensorjit and both NumPys back to back (this machine is shared: load from other processes
+then falls on all three alike). Times are medians over rounds, ratios medians of the
+per-round ratios. GFLOP/s count 2 flops per multiply-add; "of peak" divides by the machine's FMA
 peak measured by ``tensorjit.compiler.bench.machine`` (vector FMA chains on each thread).
 
 Targets (issue 3): sgemm >= 0.9x SkylakeX OpenBLAS at 1 thread; MLP forward >= 1.1x
@@ -15,11 +18,11 @@ Run: ``python bench/bench_gemm.py [--quick]``.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -92,96 +95,151 @@ def best_of(fn, repeat: int) -> float:
 
 
 _CHILD = r"""
-import json, sys, time
+import sys, time
 import numpy as np
 sys.path.insert(0, {here!r})
 from bench_gemm import best_of, conv_block_numpy, conv_inputs
 from tensorjit.compiler.bench.workloads import mlp_inputs, mlp_numpy
-out = {{}}
 rng = np.random.default_rng(0)
+cases = {{}}
 for n in {sizes!r}:
     a = rng.standard_normal((n, n), dtype=np.float32)
-    out[f"sgemm{{n}}"] = best_of(lambda: a @ a, {repeat})
-args = mlp_inputs()
-out["mlp"] = best_of(lambda: mlp_numpy(*args), {repeat})
-cargs = conv_inputs()
-out["conv"] = best_of(lambda: conv_block_numpy(*cargs), 3)
-print(json.dumps(out))
+    cases[f"sgemm{{n}}"] = lambda a=a: a @ a
+args, cargs = mlp_inputs(), conv_inputs()
+cases["mlp"] = lambda: mlp_numpy(*args)
+cases["conv"] = lambda: conv_block_numpy(*cargs)
+print("ready", flush=True)
+for line in sys.stdin:
+    case, repeat = line.split()
+    t = best_of(cases[case], int(repeat))
+    time.sleep(0.1)  # OpenBLAS workers spin ~60 ms after a call: not into the next timing
+    print(t, flush=True)
 """
 
 
-def numpy_times(coretype: str | None, threads: int, sizes: tuple[int, ...],
-                repeat: int) -> dict[str, float]:
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    if coretype:
-        env["OPENBLAS_CORETYPE"] = coretype
-    code = _CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), sizes=sizes,
-                         repeat=repeat)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class NumpyChild:
+    """NumPy in a child process (OpenBLAS reads ``OPENBLAS_CORETYPE`` and
+    ``OPENBLAS_NUM_THREADS`` when it loads) that times one case per request, so that its
+    timings interleave with tensorjit's round by round."""
+
+    def __init__(self, coretype: str | None, threads: int, sizes: tuple[int, ...]) -> None:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads),
+                   OMP_NUM_THREADS=str(threads))
+        if coretype:
+            env["OPENBLAS_CORETYPE"] = coretype
+        code = _CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), sizes=sizes)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the NumPy child process did not start")
+
+    def time(self, case: str, repeat: int) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{case} {repeat}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
-def tensorjit_times(threads: int, sizes: tuple[int, ...], repeat: int) -> dict[str, float]:
-    """Compiled with the thread pool sized to ``threads`` (its size is process-wide).
+def tensorjit_cases(threads: int, sizes: tuple[int, ...]) -> dict[str, Callable[[], object]]:
+    """The compiled cases, checked against NumPy, for a thread pool of ``threads`` (its
+    size is process-wide: set before timing).
 
     The NumPy references checked here run on one OpenBLAS thread: after a multi-threaded
     OpenBLAS call its workers spin for ~60 ms (measured: 0.03 s of CPU in the 0.05 s after
-    a 1024^2 ``a @ a``), which took the second core from every 2-thread timing below."""
-    from tensorjit.runtime.native import lib
-
+    a 1024^2 ``a @ a``), which took the second core from the 2-thread timings."""
     set_openblas_threads(1)
-    lib.tj_set_num_threads(threads)
     opt = {"threads": 1} if threads == 1 else {}
-    out: dict[str, float] = {}
+    cases: dict[str, Callable[[], object]] = {}
     rng = np.random.default_rng(0)
     for n in sizes:
         a = rng.standard_normal((n, n), dtype=np.float32)
         f = tj.compile(tj.trace(lambda a, b: a @ b, a, a), **opt)
         np.testing.assert_allclose(f(a, a), a @ a, rtol=1e-3, atol=1e-3 * np.sqrt(n))
-        out[f"sgemm{n}"] = best_of(lambda f=f, a=a: f(a, a), repeat)
+        cases[f"sgemm{n}"] = lambda f=f, a=a: f(a, a)
     args = mlp_inputs()
-    f = tj.compile(tj.trace(mlp, *args), **opt)
-    np.testing.assert_allclose(f(*args), mlp_numpy(*args), rtol=1e-4, atol=1e-5)
-    out["mlp"] = best_of(lambda: f(*args), repeat)
+    fm = tj.compile(tj.trace(mlp, *args), **opt)
+    np.testing.assert_allclose(fm(*args), mlp_numpy(*args), rtol=1e-4, atol=1e-5)
+    cases["mlp"] = lambda: fm(*args)
     cargs = conv_inputs()
-    f = tj.compile(tj.trace(conv_block, *cargs), **opt)
-    got = f(*cargs)
+    fc = tj.compile(tj.trace(conv_block, *cargs), **opt)
+    got = fc(*cargs)
     np.testing.assert_allclose(got, conv_block_numpy(*cargs), rtol=1e-4, atol=1e-4)
     x, w, b, mean, var, gamma, beta = cargs
     scale = gamma / np.sqrt(var + CONV_EPS)
     direct = np.maximum(conv_direct(x, w, b) * scale.reshape(1, -1, 1, 1)
                         + (beta - mean * scale).reshape(1, -1, 1, 1), 0)
     np.testing.assert_allclose(got, direct, rtol=1e-4, atol=1e-4)
-    out["conv"] = best_of(lambda: f(*cargs), 3)
-    lib.tj_set_num_threads(0)
+    cases["conv"] = lambda: fc(*cargs)
+    return cases
+
+
+def interleaved_times(threads: int, sizes: tuple[int, ...], repeat: int,
+                      rounds: int) -> dict[str, dict[str, list[float]]]:
+    """Per case, per contender (tensorjit, NumPy default, NumPy SkylakeX), the best-of-
+    ``repeat`` time of each round; the contenders alternate within a round, so that load
+    from other processes falls on all of them alike."""
+    from tensorjit.runtime.native import lib
+
+    lib.tj_set_num_threads(threads)
+    ours = tensorjit_cases(threads, sizes)
+    children = {"default": NumpyChild(None, threads, sizes),
+                "SkylakeX": NumpyChild("SkylakeX", threads, sizes)}
+    out: dict[str, dict[str, list[float]]] = {
+        case: {"tensorjit": [], **{name: [] for name in children}} for case in ours}
+    try:
+        for _ in range(rounds):
+            for case, fn in ours.items():
+                reps = min(repeat, 3) if case == "conv" else repeat
+                out[case]["tensorjit"].append(best_of(fn, reps))
+                for name, child in children.items():
+                    out[case][name].append(child.time(case, reps))
+    finally:
+        for child in children.values():
+            child.close()
+        lib.tj_set_num_threads(0)
     return out
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     sizes = (1024,) if quick else (1024, 2048)
     repeat = 3 if quick else 5
+    rounds = 5 if quick else 9
     flops = {f"sgemm{n}": 2.0 * n ** 3 for n in sizes}
     flops["mlp"] = mlp_flops()
     n, c, h, w = CONV_INPUT
     flops["conv"] = 2.0 * n * CONV_WEIGHT[0] * h * w * c * 9
     env_core = os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-    print(f"OPENBLAS_CORETYPE in this environment: {env_core}")
+    print(f"OPENBLAS_CORETYPE in this environment: {env_core}; load average "
+          f"{os.getloadavg()[0]:.2f}; medians of {rounds} interleaved rounds (ratios: median "
+          f"of the per-round ratios)")
     for threads in (1, 2):
         peak = measure_fma_peak(1) * threads
-        ours = tensorjit_times(threads, sizes, repeat)
-        default = numpy_times(None, threads, sizes, repeat)
-        skylake = numpy_times("SkylakeX", threads, sizes, repeat)
+        times = interleaved_times(threads, sizes, repeat, rounds)
         print(f"\n{threads} thread(s); FMA peak {peak / 1e9:.0f} GFLOP/s")
         print(f"{'case':10s} {'tensorjit':>22s} {'NumPy default':>15s} {'NumPy SkylakeX':>15s}"
               f" {'vs default':>10s} {'vs SkylakeX':>11s}")
-        for case in ours:
-            rate = flops[case] / ours[case]
-            print(f"{case:10s} {ours[case] * 1e3:7.2f} ms {rate / 1e9:5.0f} GF/s "
+        for case, t in times.items():
+            ours = _median(t["tensorjit"])
+            rate = flops[case] / ours
+            ratio = {name: _median([a / b for a, b in zip(t[name], t["tensorjit"])])
+                     for name in ("default", "SkylakeX")}
+            print(f"{case:10s} {ours * 1e3:7.2f} ms {rate / 1e9:5.0f} GF/s "
                   f"{100 * rate / peak:3.0f}%"
-                  f" {default[case] * 1e3:12.2f} ms {skylake[case] * 1e3:12.2f} ms"
-                  f" {default[case] / ours[case]:9.2f}x {skylake[case] / ours[case]:10.2f}x")
+                  f" {_median(t['default']) * 1e3:12.2f} ms"
+                  f" {_median(t['SkylakeX']) * 1e3:12.2f} ms"
+                  f" {ratio['default']:9.2f}x {ratio['SkylakeX']:10.2f}x")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
