@@ -89,11 +89,10 @@ class Target:
         return 16
 
 
-def optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine, opt_level: int,
-             slp: bool = True) -> None:
+def optimize(module: llvm.ModuleRef, machine: llvm.TargetMachine, opt_level: int) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=min(max(opt_level, 0), 3))
     pto.loop_vectorization = opt_level >= 2
-    pto.slp_vectorization = opt_level >= 2 and slp
+    pto.slp_vectorization = opt_level >= 2
     pb = llvm.create_pass_builder(machine, pto)
     pm = pb.getModulePassManager()
     pm.run(module, pb)
@@ -138,13 +137,8 @@ class LoadedCode:
         return self.machine.emit_object(self.module)
 
 
-def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None,
-                slp: bool = True) -> LoadedCode:
-    """Parse, verify, optimize and load LLVM IR text; returns the loaded code.
-
-    ``slp=False`` skips LLVM's straight-line (SLP) vectorizer: the code generator writes
-    vector loops itself, and in loop-free scalar code (a gradient of scalar-style code)
-    SLP pairs a handful of operations for a third of LLVM's time (measured)."""
+def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None) -> LoadedCode:
+    """Parse, verify, optimize and load LLVM IR text; returns the loaded code."""
     target = target or Target.host()
     timings: dict[str, float] = {}
     with _lock:  # LLVM's global state (pass registration, context) is not thread-safe
@@ -156,7 +150,7 @@ def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None,
         mod.data_layout = str(machine.target_data)
         t1 = time.perf_counter()
         if opt_level > 0:
-            optimize(mod, machine, opt_level, slp)
+            optimize(mod, machine, opt_level)
         t2 = time.perf_counter()
         # Machine code as an object file, then loaded: the same cost as letting MCJIT
         # compile the module (measured), and the object is what the persistent cache
