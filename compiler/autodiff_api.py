@@ -206,13 +206,9 @@ class _Program:
 
     def fast(self, args: Sequence[Any]) -> Any:
         """The result for all-array arguments already compiled, else ``_MISS``."""
-        key = []
-        for a in args:
-            if type(a) is not np.ndarray:
-                return _MISS
-            key.append((a.shape, a.dtype))
-        entry = self.flat.get(tuple(key))
-        if entry is None:
+        key = tuple([(a.shape, a.dtype) for a in args if a.__class__ is np.ndarray])
+        entry = self.flat.get(key)
+        if entry is None or len(key) != len(args):
             return _MISS
         return entry[1](entry[0](*args))
 
