@@ -10,7 +10,8 @@ when fused: 64 MiB in + 64 MiB out per call). Compared with
 
 Bytes are counted the STREAM way: each array read or written once counts its size once
 (write-allocate traffic is not counted, for the triad and the kernel alike).
-Targets: >= 10x NumPy, and >= 60% of triad bandwidth.
+Targets: >= 10x NumPy, and >= 60% of triad bandwidth; with the thread pool (2 threads
+here), >= 1.3x the one-thread kernel.
 
 Run: ``python bench/bench_elementwise.py`` (ratio table) or
 ``pytest bench/bench_elementwise.py --benchmark-only``.
@@ -45,6 +46,7 @@ TRIAD_NP_BYTES = 5 * ARRAY_BYTES     # pass 1: read c, write a; pass 2: read a, 
 TARGET_SPEEDUP = 10.0
 IN_CACHE_N = 64 * 1024
 TARGET_BW_FRACTION = 0.60
+TARGET_THREAD_SCALING = 1.3
 
 
 def build() -> dict[str, object]:
@@ -175,6 +177,24 @@ def main(rounds: int = 15) -> None:
     print(f"profile: best ns/element: in L2 (64K elements) {per_elem_cache:.2f}, 16M elements "
           f"{per_elem_big:.2f}, at best triad bandwidth {at_triad:.2f} "
           f"-> {'compute' if per_elem_cache > 0.8 * per_elem_big else 'memory'}-bound")
+
+    # Two threads (issue 3): the same chain compiled for the thread pool, against the
+    # one-thread kernel, alternating in one process; the results must be bitwise equal.
+    f_pool = tj.compile(tj.trace(chain, x))
+    np.testing.assert_array_equal(f_pool(x), f_chain(x))
+    tt = interleaved({"1 thread": lambda: f_chain(x, out=y),
+                      "pool": lambda: f_pool(x, out=y)}, rounds=rounds)
+    scaling = paired_ratio(tt["1 thread"], tt["pool"])
+    print(f"\nthread pool ({tj_threads()} threads): {fmt_seconds(tt['pool'].median)} vs "
+          f"1 thread {fmt_seconds(tt['1 thread'].median)} = {scaling:.2f}x (target >= "
+          f"{TARGET_THREAD_SCALING}x at 2 threads: "
+          f"{verdict(scaling >= TARGET_THREAD_SCALING)})")
+
+
+def tj_threads() -> int:
+    from tensorjit.runtime.native import lib
+
+    return int(lib.tj_get_num_threads())
 
 if __name__ == "__main__":
     main()
