@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
 import os
 import re
@@ -63,6 +64,12 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
     ``fast_math`` lets LLVM reassociate and contract float arithmetic freely.
     """
     _check_options(opt_level, fast_math, threads)
+    with paused_gc():
+        return _compile(graph, specs, opt_level, fast_math, threads, cache)
+
+
+def _compile(graph: Graph | Callable[..., Any], specs: tuple[Any, ...], opt_level: int,
+             fast_math: bool, threads: int | None, cache: bool) -> CompiledFunction:
     t0 = time.perf_counter()
     if not isinstance(graph, Graph):
         graph = trace(graph, *specs)
@@ -86,6 +93,22 @@ def compile(graph: Graph | Callable[..., Any], *specs: Any, opt_level: int = 3, 
     with _cache_lock:
         _cache.setdefault(key, fn)
     return fn
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while compiling. Tracing and compiling
+    allocate hundreds of thousands of short-lived objects, which start full collections
+    that walk every live object of the process (in a process holding a compiled MLP, a
+    100-joint IK gradient compiled ~15% slower with it on); the graph objects are freed
+    by reference counting, and any cycles are collected once it is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
@@ -242,7 +265,8 @@ class JitFunction:
 
     def lower(self, *args: Any) -> CompiledFunction:
         """Trace and compile for these arguments (arrays or TensorSpecs)."""
-        return compile(trace(self.fn, *args), **self.options)
+        with paused_gc():
+            return compile(trace(self.fn, *args), **self.options)
 
     @property
     def signatures(self) -> list[tuple]:

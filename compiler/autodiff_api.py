@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.compiler.api import _OPTIONS, compile
+from tensorjit.compiler.api import _OPTIONS, compile, paused_gc
 from tensorjit.compiler.frontend.fnkey import function_key
 from tensorjit.compiler.frontend.lift import to_tensor, tracing, tracing_scope
 from tensorjit.compiler.frontend.pytree import TreeDef, flatten, unflatten
@@ -234,8 +234,9 @@ class _Program:
             out_defs.append(out_def)
             return tuple(out_leaves)
 
-        graph = trace(flat, *[_spec(x) for x in leaves], name=self.name)
-        return compile(graph, **self.options), out_defs[0]
+        with paused_gc():
+            graph = trace(flat, *[_spec(x) for x in leaves], name=self.name)
+            return compile(graph, **self.options), out_defs[0]
 
     def __call__(self, *args: Any) -> Any:
         result = self.fast(args)
