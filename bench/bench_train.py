@@ -262,9 +262,9 @@ def ik_micrograd(angles: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
 
 
 def compiler_warm_up() -> float:
-    """Seconds of a process's first compile, an unrelated small gradient: it loads the
-    compiler's modules and initializes LLVM once per process, which the cold compile
-    below should not be charged for."""
+    """Seconds of compiling an unrelated small gradient: if it is the process's first
+    compile, it loads the compiler's modules and initializes LLVM (once per process),
+    which the cold compile below should not be charged for."""
     t = time.perf_counter()
     tj.value_and_grad(lambda v: tj.sum(tj.tanh(v) * v), cache=False)(np.ones(3))
     return time.perf_counter() - t
@@ -466,8 +466,8 @@ def ik_benchmark(joints: int, rounds: int) -> None:
          break_even(mg_t.median)],
     ])
     print(f"\ncold compile (trace + autodiff + compile + 1st call, empty caches): "
-          f"{fmt_seconds(cold)} (target < 300 ms: {verdict(cold < 0.3)}); before it, the "
-          f"process's first compile (an unrelated gradient) took {fmt_seconds(warm_up)}")
+          f"{fmt_seconds(cold)} (target < 300 ms: {verdict(cold < 0.3)}); before it, a "
+          f"warm-up compile (an unrelated gradient) took {fmt_seconds(warm_up)}")
     print(f"cache hit (new function object, same code, same process): {fmt_seconds(hit)} "
           f"(target < 5 ms: {verdict(hit < 5e-3)})")
     print(f"disk cache hit (new process; trace + autodiff + load + 1st call): "
