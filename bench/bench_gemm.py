@@ -19,15 +19,13 @@ Run: ``python bench/bench_gemm.py [--quick]``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import tensorjit as tj
-from tensorjit.compiler.bench.harness import set_openblas_threads
+from tensorjit.compiler.bench.harness import ChildTimer, best_of, set_openblas_threads
 from tensorjit.compiler.bench.machine import measure_fma_peak
 from tensorjit.compiler.bench.workloads import (
     CONV_INPUT,
@@ -84,21 +82,9 @@ def conv_inputs(seed: int = 0) -> tuple[np.ndarray, ...]:
     return x, w, b, mean, var, gamma, beta
 
 
-def best_of(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-_CHILD = r"""
-import sys, time
+_SETUP = """
 import numpy as np
-sys.path.insert(0, {here!r})
-from bench_gemm import best_of, conv_block_numpy, conv_inputs
+from bench_gemm import conv_block_numpy, conv_inputs
 from tensorjit.compiler.bench.workloads import mlp_inputs, mlp_numpy
 rng = np.random.default_rng(0)
 cases = {{}}
@@ -108,42 +94,16 @@ for n in {sizes!r}:
 args, cargs = mlp_inputs(), conv_inputs()
 cases["mlp"] = lambda: mlp_numpy(*args)
 cases["conv"] = lambda: conv_block_numpy(*cargs)
-print("ready", flush=True)
-for line in sys.stdin:
-    case, repeat = line.split()
-    t = best_of(cases[case], int(repeat))
-    time.sleep(0.1)  # OpenBLAS workers spin ~60 ms after a call: not into the next timing
-    print(t, flush=True)
 """
 
 
-class NumpyChild:
-    """NumPy in a child process (OpenBLAS reads ``OPENBLAS_CORETYPE`` and
-    ``OPENBLAS_NUM_THREADS`` when it loads) that times one case per request, so that its
-    timings interleave with tensorjit's round by round."""
-
-    def __init__(self, coretype: str | None, threads: int, sizes: tuple[int, ...]) -> None:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads),
-                   OMP_NUM_THREADS=str(threads))
-        if coretype:
-            env["OPENBLAS_CORETYPE"] = coretype
-        code = _CHILD.format(here=os.path.dirname(os.path.abspath(__file__)), sizes=sizes)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the NumPy child process did not start")
-
-    def time(self, case: str, repeat: int) -> float:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"{case} {repeat}\n")
-        self.proc.stdin.flush()
-        return float(self.proc.stdout.readline())
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        self.proc.wait()
+def numpy_child(coretype: str | None, threads: int, sizes: tuple[int, ...]) -> ChildTimer:
+    """NumPy's cases in a child process with OpenBLAS set up as asked."""
+    env = {"OPENBLAS_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    return ChildTimer(_SETUP.format(sizes=sizes), env,
+                      [os.path.dirname(os.path.abspath(__file__))])
 
 
 def tensorjit_cases(threads: int, sizes: tuple[int, ...]) -> dict[str, Callable[[], object]]:
@@ -188,8 +148,8 @@ def interleaved_times(threads: int, sizes: tuple[int, ...], repeat: int,
 
     lib.tj_set_num_threads(threads)
     ours = tensorjit_cases(threads, sizes)
-    children = {"default": NumpyChild(None, threads, sizes),
-                "SkylakeX": NumpyChild("SkylakeX", threads, sizes)}
+    children = {"default": numpy_child(None, threads, sizes),
+                "SkylakeX": numpy_child("SkylakeX", threads, sizes)}
     out: dict[str, dict[str, list[float]]] = {
         case: {"tensorjit": [], **{name: [] for name in children}} for case in ours}
     try:

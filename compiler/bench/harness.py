@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,8 @@ import numpy as np
 import tensorjit as tj
 
 __all__ = [
-    "F32_ATOL", "F32_RTOL", "Timing", "calls_per_round", "environment", "fmt_seconds",
+    "F32_ATOL", "F32_RTOL", "ChildTimer", "Timing", "best_of", "calls_per_round",
+    "environment", "fmt_seconds",
     "interleaved", "loop_profile", "openblas_core", "paired_ratio", "print_table",
     "set_openblas_threads", "verdict",
 ]
@@ -165,6 +168,64 @@ def _openblas_libs() -> list[Any]:
         except OSError:
             continue
     return libs
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    """The fastest of ``repeat`` calls (after one call to warm up), in seconds."""
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+_CHILD = r"""
+import sys, time
+sys.path[:0] = {path!r}
+from tensorjit.compiler.bench.harness import best_of, openblas_core
+{setup}
+print("ready", openblas_core(), flush=True)
+for line in sys.stdin:
+    case, repeat = line.split()
+    t = best_of(cases[case], int(repeat))
+    time.sleep(0.1)  # OpenBLAS workers spin ~60 ms after a call: not into the next timing
+    print(t, flush=True)
+"""
+
+
+class ChildTimer:
+    """A child process that times named cases on request, one per request, so that its
+    timings alternate with this process's round by round (load from other processes then
+    falls on every contender alike). NumPy runs in children because OpenBLAS reads
+    ``OPENBLAS_CORETYPE`` and ``OPENBLAS_NUM_THREADS`` when it loads.
+
+    ``setup`` is Python code that defines ``cases``, a dict of name -> callable; ``path``
+    goes in front of the child's ``sys.path``; ``env`` is added to this environment.
+    ``core`` is the OpenBLAS kernel family in effect in the child."""
+
+    def __init__(self, setup: str, env: dict[str, str], path: Sequence[str] = ()) -> None:
+        code = _CHILD.format(path=list(path), setup=setup)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, **env),
+                                     text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        ready = self.proc.stdout.readline().split()
+        if not ready or ready[0] != "ready":
+            raise RuntimeError("the timing child process did not start")
+        self.core = ready[1] if len(ready) > 1 else "?"
+
+    def time(self, case: str, repeat: int) -> float:
+        """Best of ``repeat`` calls of ``case`` in the child, in seconds."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{case} {repeat}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def openblas_core() -> str:
