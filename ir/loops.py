@@ -326,6 +326,25 @@ def walk_statements(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
             yield from walk_statements(s.body)
 
 
+def iterations(body: tuple[Stmt, ...], symbolic: int | None = None) -> int | None:
+    """Statements executed by one pass over ``body``: nested loops multiply, statements
+    one after the other add. A loop of symbolic extent counts ``symbolic`` iterations
+    (None: the count is unknown); a GEMM makes it unknown."""
+    total = 0
+    for s in body:
+        if isinstance(s, Gemm):
+            return None
+        if isinstance(s, Loop):
+            inner = iterations(s.body, symbolic)
+            extent = int(s.extent.value) if isinstance(s.extent, Const) else symbolic
+            if inner is None or extent is None:
+                return None
+            total += extent * max(inner, 1)
+        else:
+            total += 1
+    return total
+
+
 def statement_exprs(s: Stmt) -> list[Expr]:
     """The expressions ``s`` itself evaluates (a loop: its extent, not its body)."""
     if isinstance(s, Store):

@@ -25,11 +25,11 @@ from tensorjit.ir.loops import (
     Const,
     DimParam,
     Expr,
-    Gemm,
     Kernel,
     Loop,
     Module,
     Op,
+    iterations,
 )
 from tensorjit.ir.shapes import Size
 
@@ -76,17 +76,11 @@ def parallel_plan(kernel: Kernel) -> int | None:
     top = kernel.body[0]
     if any(isinstance(s, AccUpdate) for s in top.body):
         return None
-    work = 1
-    stack = list(top.body)
-    while stack:
-        s = stack.pop()
-        if isinstance(s, Gemm):
-            return 1  # a block of matrix rows is plenty of work
-        if isinstance(s, Loop):
-            extent = s.extent.value if isinstance(s.extent, Const) else 1024
-            work = max(work, int(extent))
-            stack.extend(s.body)
-    return max(1, -(-PARALLEL_GRAIN // work))
+    # innermost iterations per iteration of the top loop (symbolic extents count 1024)
+    work = iterations(top.body, symbolic=1024)
+    if work is None:
+        return 1  # a block of matrix rows is plenty of work
+    return max(1, -(-PARALLEL_GRAIN // max(work, 1)))
 
 
 def _index_value(b: ir.IRBuilder, e: Expr, dim: Callable[[str], ir.Value]) -> ir.Value:

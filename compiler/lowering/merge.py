@@ -16,13 +16,10 @@ from tensorjit.ir.dtypes import DType
 from tensorjit.ir.loops import (
     BufferParam,
     Cast,
-    Const,
-    Gemm,
     Kernel,
     Load,
-    Loop,
     Op,
-    Stmt,
+    iterations,
     statement_exprs,
     walk,
     walk_statements,
@@ -31,22 +28,6 @@ from tensorjit.ir.loops import (
 # Iterations (innermost work) up to which a kernel counts as small; kernels above it may
 # be split across threads (compiler/codegen/module.py PARALLEL_GRAIN).
 SMALL_WORK = 1 << 15
-
-
-def _work(body: tuple[Stmt, ...]) -> int | None:
-    """Statements executed by ``body``, or None if unknown (symbolic) or a GEMM."""
-    total = 0
-    for s in body:
-        if isinstance(s, Gemm):
-            return None
-        if isinstance(s, Loop):
-            inner = _work(s.body)
-            if inner is None or not isinstance(s.extent, Const):
-                return None
-            total += int(s.extent.value) * max(inner, 1)
-        else:
-            total += 1
-    return total
 
 
 def _computed(kernel: Kernel) -> set[int]:
@@ -84,5 +65,5 @@ def merge_sharing_kernels(kernels: list[Kernel]) -> list[Kernel]:
 
 
 def _small(kernel: Kernel) -> bool:
-    work = _work(kernel.body)
+    work = iterations(kernel.body)
     return work is not None and work <= SMALL_WORK

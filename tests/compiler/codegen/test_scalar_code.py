@@ -205,3 +205,4 @@ def test_chains_deeper_than_pythons_recursion_limit_compile() -> None:
     value, grad = tj.value_and_grad(f, threads=1, cache=False)(a)
     np.testing.assert_allclose(value, want, rtol=1e-12)
     assert np.all(np.isfinite(grad))
+
