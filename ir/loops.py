@@ -268,7 +268,10 @@ class Loop:
     var: str
     extent: Expr
     body: tuple[Stmt, ...]
-    kind: str = "serial"  # serial | vector | parallel
+    # serial | vector | parallel | transpose: the body is one loop whose one store reads
+    # its value along the inner loop and writes it along this one (a transposing copy,
+    # done a square block of vector registers at a time); printed for/vfor/pfor/tfor.
+    kind: str = "serial"
 
 
 @dataclass(frozen=True)
@@ -430,7 +433,7 @@ def format_expr(e: Expr) -> str:
 
 def _format_stmt(s: Stmt, indent: str, out: list[str]) -> None:
     if isinstance(s, Loop):
-        kw = {"serial": "for", "vector": "vfor", "parallel": "pfor"}[s.kind]
+        kw = {"serial": "for", "vector": "vfor", "parallel": "pfor", "transpose": "tfor"}[s.kind]
         out.append(f"{indent}{kw} {s.var} in 0..{format_expr(s.extent)} {{")
         for b in s.body:
             _format_stmt(b, indent + "  ", out)
@@ -505,6 +508,10 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
             if s.kind == "vector" and any(isinstance(b, Loop) for b in s.body):
                 raise VerificationError(f"kernel {k.name}: vector loop {s.var} is not "
                                         "innermost\n" + format_kernel(k))
+            if s.kind == "transpose" and not _is_transpose_nest(s):
+                raise VerificationError(f"kernel {k.name}: transposing loop {s.var} must "
+                                        "hold one loop holding one store\n"
+                                        + format_kernel(k))
         elif isinstance(s, AccInit):
             accs.add(s.name)
         elif isinstance(s, AccUpdate):
@@ -529,6 +536,11 @@ def _verify_block(k: Kernel, body: tuple[Stmt, ...], vars_: set[str], accs: set[
                                         + format_kernel(k))
             _verify_expr(k, s.index, vars_, accs, params, verified)
             _verify_expr(k, s.value, vars_, accs, params, verified)
+
+
+def _is_transpose_nest(s: Loop) -> bool:
+    return len(s.body) == 1 and isinstance(s.body[0], Loop) and len(s.body[0].body) == 1 \
+        and isinstance(s.body[0].body[0], Store)
 
 
 # Nodes already verified, per kernel and scope (loop variables, accumulators): statements

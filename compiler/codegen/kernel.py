@@ -26,6 +26,7 @@ from tensorjit.compiler.codegen.ops import (
     math_call,
     maximum,
 )
+from tensorjit.compiler.codegen.transpose import emit_transpose_loop, transpose_lanes
 from tensorjit.compiler.codegen.types import (
     I32,
     I64,
@@ -286,6 +287,11 @@ class KernelEmitter:
         if start is None:  # (a parallel kernel's chunk of the top loop keeps them inside)
             for e in loop_invariants(s):
                 self.scalar(e)
+        if s.kind == "transpose" and start is None:
+            lanes = transpose_lanes(self, s)
+            if lanes is not None:
+                emit_transpose_loop(self, s, lanes)
+                return
         start = ir.Constant(I64, 0) if start is None else start
         stop = self.scalar(s.extent) if stop is None else stop
         if s.kind == "vector" and self.max_lanes > 1 and all(

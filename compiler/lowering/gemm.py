@@ -132,8 +132,9 @@ class GemmLowering:
             slot = ix.add(b_base, ix.add(ix.mul(ix.add(ix.mul(panel, k_e), Var("pk")),
                                                 ix.const(nr)), Var("pj")))
             store: tuple[Stmt, ...] = (Store(name, slot, value),)
-            if _along_rows(value):  # B transposed: copy down its contiguous rows
-                inner: tuple[Stmt, ...] = (Loop("pj", ix.const(nr), (Loop("pk", k_e, store),)),)
+            if _along_rows(value):  # B transposed: a transposing copy of its rows
+                inner: tuple[Stmt, ...] = (Loop("pj", ix.const(nr), (Loop("pk", k_e, store),),
+                                                "transpose"),)
                 return (Loop("pp", ix.const(panels), inner),) if panels else inner
             # Row by row, every panel's piece of it: the source is read in order (a
             # panel at a time would read 128 bytes per 4 KB row of a 1024-wide B).

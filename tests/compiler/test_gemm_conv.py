@@ -1,5 +1,7 @@
 """Blocked GEMM, convolution and pooling against NumPy and direct loop references."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,12 +80,32 @@ def test_noncontiguous_inputs():
 
 
 @pytest.mark.parametrize("n", [64, 70])
-def test_transposed_b_is_packed_down_its_rows(n):
+def test_transposed_b_is_packed_by_a_transposing_loop(n):
     x, w = rand((50, 300)), rand((n, 300))
     f = compiled(lambda x, w: x @ w.T, x, w)
     np.testing.assert_allclose(f(x, w), x @ w.T, rtol=2e-4, atol=2e-4)
     pack = f.ir("loops").split("# pack kernel")[1]
-    assert "for pk" in pack and "vfor pj" not in pack.split("\n\n")[0]
+    assert "tfor pj" in pack.split("\n\n")[0] and "vfor pj" not in pack.split("\n\n")[0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+@pytest.mark.parametrize("k", [1, 7, 16, 33, 300])
+def test_transposing_pack_blocks_and_leftover_depths(dtype, k):
+    # depths below, at and past a register block (8 or 16 lanes), full and partial panels
+    rng = np.random.default_rng(k)
+    x = (rng.standard_normal((9, k)) * 4).astype(dtype)
+    w = (rng.standard_normal((40, k)) * 4).astype(dtype)
+    f = compiled(lambda x, w: x @ w.T, x, w, threads=1)
+    if dtype.startswith("int"):
+        np.testing.assert_array_equal(f(x, w), x @ w.T)
+    else:
+        np.testing.assert_allclose(f(x, w), x @ w.T, rtol=1e-5, atol=1e-4 * np.sqrt(k))
+    if k == 1:
+        return  # w.T is one contiguous row: no transposing copy
+    # the blocks are transposed by two-input shuffles (log2(L) rounds of L per block)
+    shuffles = re.findall(r"shufflevector <(\d+) x \w+> %\S+, <\d+ x \w+> %", f.ir("llvm"))
+    lanes = int(shuffles[0]) if shuffles else 0
+    assert len(shuffles) == lanes * lanes.bit_length() - lanes and lanes >= 8
 
 
 def test_results_do_not_depend_on_the_thread_count():

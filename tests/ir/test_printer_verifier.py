@@ -55,3 +55,36 @@ def test_errors_name_the_user_line():
     with pytest.raises(tj.ShapeError) as info:
         tj.trace(lambda x: x.reshape(7), x)
     assert "test_printer_verifier.py" in str(info.value)
+
+
+def test_transposing_loops_print_as_tfor_and_must_hold_one_loop_of_one_store():
+    from tensorjit.ir.errors import VerificationError
+    from tensorjit.ir.loops import (
+        Buffer,
+        BufferParam,
+        Const,
+        Kernel,
+        Load,
+        Loop,
+        Module,
+        Store,
+        Var,
+        format_module,
+        verify_module,
+    )
+
+    f32, i64 = DType.float32, DType.int64
+    store = Store("y", Var("j"), Load("x", Var("d"), f32))
+    params = (BufferParam("x", f32, "in"), BufferParam("y", f32, "out"))
+    buffers = [Buffer("x", f32, 64, "input", 0), Buffer("y", f32, 64, "output", 0)]
+
+    def module(body):
+        return Module("m", buffers, [Kernel("k0", params, (body,))], (), [])
+
+    good = Loop("j", Const(4, i64), (Loop("d", Const(4, i64), (store,)),), "transpose")
+    verify_module(module(good))
+    assert "tfor j in 0..4" in format_module(module(good))
+    bad = Loop("j", Const(4, i64), (Store("y", Var("j"), Load("x", Var("j"), f32)),),
+               "transpose")
+    with pytest.raises(VerificationError, match="transposing loop j"):
+        verify_module(module(bad))
