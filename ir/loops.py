@@ -17,8 +17,10 @@ Text form (see :func:`format_kernel`)::
 
 ``for`` is a serial loop, ``vfor`` a loop the code generator vectorizes explicitly (a
 vector body and a scalar tail), ``pfor`` a loop whose iterations may run on different
-threads. ``acc NAME: KIND DTYPE`` declares an accumulator that ``NAME <- KIND(value)``
-updates; later statements read it by name.
+threads, ``tfor`` a transposing copy (one loop of one store inside, read along the inner
+loop and written along this one; emitted a block of vector registers at a time).
+``acc NAME: KIND DTYPE`` declares an accumulator that ``NAME <- KIND(value)`` updates;
+later statements read it by name.
 """
 
 from __future__ import annotations
