@@ -37,7 +37,7 @@ from tensorjit.ir.graph import Node
 from tensorjit.ir.shapes import format_shape
 from tensorjit.passes import autodiff
 from tensorjit.passes.autodiff import nodes as n
-from tensorjit.runtime.compiled import CompiledFunction
+from tensorjit.runtime.compiled import PROBE_MISS, CompiledFunction
 
 Argnums = int | Sequence[int]
 
@@ -203,9 +203,17 @@ class _Program:
         # Calls whose arguments are all plain arrays skip flattening: (shape, dtype) per
         # argument -> (compiled function, rebuild of its flat outputs).
         self.flat: dict[tuple, tuple[CompiledFunction, Callable[[Any], Any]]] = {}
+        # With one such signature, its probe call function and rebuild: the common case
+        # (a training loop, a solver) then builds no key at all.
+        self.single: tuple[Callable[..., Any], Callable[[Any], Any], int] | None = None
 
     def fast(self, args: Sequence[Any]) -> Any:
         """The result for all-array arguments already compiled, else ``_MISS``."""
+        single = self.single
+        if single is not None and len(args) == single[2]:
+            out = single[0](*args)
+            if out is not PROBE_MISS:
+                return single[1](out)
         key = tuple([(a.shape, a.dtype) for a in args if a.__class__ is np.ndarray])
         entry = self.flat.get(key)
         if entry is None or len(key) != len(args):
@@ -246,6 +254,8 @@ class _Program:
         rebuild = _rebuilder(out_def)
         if all(type(a) is np.ndarray for a in args):
             self.flat[tuple((a.shape, a.dtype) for a in args)] = (fn, rebuild)
+            probe = fn.probe() if len(self.flat) == 1 else None
+            self.single = None if probe is None else (probe, rebuild, len(args))
         return rebuild(fn(*[_arg(x) for x in leaves]))
 
 

@@ -63,6 +63,10 @@ def _arena_bytes(items: Sequence[ArenaItem], bindings: dict[str, int]) -> int:
     return sum(-(-it.numel.evaluate(bindings) * it.itemsize // 64) * 64 for it in items)
 
 
+# What ``CompiledFunction.probe()``'s call function returns for arguments it does not take.
+PROBE_MISS = object()
+
+
 @dataclass
 class CompiledFunction:
     """A compiled graph: call it with NumPy arrays; see ``.ir(stage)`` and ``.stats``."""
@@ -99,6 +103,7 @@ class CompiledFunction:
                 (shape, dt, math.prod(shape) * dt.itemsize >= POOLED_OUTPUT_BYTES)
                 for shape, dt in zip(self._out_shapes, self._out_np)]
         self._fast = self._specialize() if self._static else None
+        self._probe: Callable[..., Any] | None = None
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *args: Any, out: Any = None) -> Any:
@@ -106,7 +111,16 @@ class CompiledFunction:
             return self._fast(*args)
         return self._call_general(args, out)
 
-    def _specialize(self) -> Callable[..., Any]:
+    def probe(self) -> Callable[..., Any] | None:
+        """A call function for exactly this signature's arrays (class, dtype, shape and
+        contiguous strides) that returns ``PROBE_MISS`` for anything else instead of
+        checking or converting it: a caller holding functions for several signatures
+        (``tj.grad``) tries one without building a key. None if dims are symbolic."""
+        if self._probe is None and self._static:
+            self._probe = self._specialize(probe=True)
+        return self._probe
+
+    def _specialize(self, probe: bool = False) -> Callable[..., Any]:
         """A call function generated for this static signature: checks and pointer
         marshalling unrolled per argument, no loops (most of a small call is Python)."""
         n_in = self._n_in
@@ -114,7 +128,7 @@ class CompiledFunction:
             "ndarray": np.ndarray, "fb": ffi.from_buffer, "empty": np.empty,
             "pooled": self._pool.array, "check": self._check, "free": self._free_bufs,
             "run": self._run, "entry": self._entry, "NULL": ffi.NULL, "stats": self.stats,
-            "fail": self._fail,
+            "fail": self._fail, "MISS": PROBE_MISS,
         }
         params = ", ".join(f"a{i}" for i in range(n_in))
         lines = [f"def call({params}):"]
@@ -124,7 +138,7 @@ class CompiledFunction:
             lines += [
                 f"    if a{i}.__class__ is not ndarray or a{i}.dtype is not d{i} or "
                 f"a{i}.shape != s{i} or a{i}.strides != t{i}:",
-                f"        a{i} = check({i}, a{i}, {{}})",
+                "        return MISS" if probe else f"        a{i} = check({i}, a{i}, {{}})",
             ]
         outs = []
         for k, (shape, dt, big) in enumerate(self._out_plan):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tensorjit as tj
+from tensorjit.runtime.compiled import PROBE_MISS
 
 RNG = np.random.default_rng(7)
 
@@ -249,3 +250,24 @@ def test_jit_of_the_returned_callables() -> None:
             return v * 2.0
 
     np.testing.assert_array_equal(tj.jit(Doubler())(x), 2 * x)
+
+
+def test_array_fast_path_falls_back_for_any_other_signature():
+    def f(x):
+        return tj.sum(tj.sin(x) * x)
+
+    def want(x):
+        return np.sin(x) + x * np.cos(x)
+
+    g = tj.grad(f, cache=False)
+    x64 = np.linspace(-1.0, 1.0, 12)
+    for x in (x64, x64, x64.astype(np.float32), x64[::2].copy(), x64.reshape(3, 4)[:, 1],
+              x64, np.float64(0.5)):
+        got = g(x)
+        np.testing.assert_allclose(got, want(np.asarray(x)), rtol=1e-5)
+        assert got.dtype == np.asarray(x).dtype
+    fn = g._program.compiled((x64,))[0]  # noqa: SLF001
+    probe = fn.probe()
+    assert probe(x64.astype(np.float32)) is PROBE_MISS
+    assert probe(x64[::-1]) is PROBE_MISS  # not contiguous: the checked call copies it
+    np.testing.assert_allclose(probe(x64)[0], want(x64))  # the flat outputs
