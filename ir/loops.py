@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,8 +186,10 @@ def walk(*roots: Expr) -> Iterator[Expr]:
         stack.extend(x.children())
 
 
-def postorder(*roots: Expr) -> list[Expr]:
-    """Every node reachable from ``roots`` once, children before their parents."""
+def postorder(*roots: Expr, stop: Callable[[Expr], bool] | None = None) -> list[Expr]:
+    """Every node reachable from ``roots`` once, children before their parents; nodes
+    for which ``stop`` holds (already computed, say) are left out with all below them.
+    Iterative: scalar-style code nests expressions thousands deep."""
     out: list[Expr] = []
     seen: set[int] = set()
     stack: list[tuple[Expr, bool]] = [(r, False) for r in reversed(roots)]
@@ -196,7 +198,7 @@ def postorder(*roots: Expr) -> list[Expr]:
         if expanded:
             out.append(e)
             continue
-        if id(e) in seen:
+        if id(e) in seen or (stop is not None and stop(e)):
             continue
         seen.add(id(e))
         stack.append((e, True))

@@ -21,6 +21,7 @@ from tensorjit.ir.loops import (
     Stmt,
     Store,
     Var,
+    statement_exprs,
 )
 
 
@@ -53,11 +54,8 @@ def _roots(body: tuple[Stmt, ...]) -> list[Expr]:
     """The expressions a body evaluates, skipping loops that may not run."""
     out: list[Expr] = []
     for s in body:
-        if isinstance(s, Store):
-            out += [s.index, s.value]
-        elif isinstance(s, AccUpdate):
-            out += [s.value] if s.position is None else [s.value, s.position]
-        elif isinstance(s, Loop) and _runs(s):
+        out += statement_exprs(s)
+        if isinstance(s, Loop) and _runs(s):
             out += _roots(s.body)
     return out
 

@@ -416,18 +416,10 @@ class KernelEmitter:
         hit = memo.get(key)
         if hit is not None:
             return hit
-        stack: list[tuple[Expr, bool]] = [(e, False)]  # iterative: deep expressions
-        while stack:
-            x, ready = stack.pop()
-            k = (x, self.vvar, self.vleaf)
-            if k in memo:
-                continue
-            if ready:
-                memo[k] = (isinstance(x, Var) and x.name == self.vvar) or x is self.vleaf \
-                    or any(memo[(c, self.vvar, self.vleaf)] for c in x.children())
-            else:
-                stack.append((x, True))
-                stack.extend((c, False) for c in x.children())
+        vvar, vleaf = self.vvar, self.vleaf
+        for x in postorder(e, stop=lambda x: (x, vvar, vleaf) in memo):
+            memo[(x, vvar, vleaf)] = (isinstance(x, Var) and x.name == vvar) or x is vleaf \
+                or any(memo[(c, vvar, vleaf)] for c in x.children())
         return memo[key]
 
     def as_vector(self, ev: tuple[ir.Value, bool], dtype: DType) -> ir.Value:
@@ -527,17 +519,9 @@ class KernelEmitter:
         hit = self._memoized(e)
         if hit is not None:
             return hit
-        # Operands first, without recursion: scalar-style code nests thousands deep.
-        stack: list[tuple[Expr, bool]] = [(e, False)]
-        while stack:
-            x, ready = stack.pop()
-            if self._memoized(x) is not None:
-                continue
-            if ready:
-                self.memo[-1][x] = self._scalar(x)
-            else:
-                stack.append((x, True))
-                stack.extend((c, False) for c in x.children())
+        # operands first, without recursion (deep expressions)
+        for x in postorder(e, stop=lambda x: self._memoized(x) is not None):
+            self.memo[-1][x] = self._scalar(x)
         value = self._memoized(e)
         assert value is not None
         return value
