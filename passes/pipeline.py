@@ -15,11 +15,18 @@ from tensorjit.passes import canonicalize, fold, layout, simplify, strength
 from tensorjit.passes.cse import cse
 from tensorjit.passes.dce import dce
 from tensorjit.passes.manager import Pass, PassContext, Pipeline, rewrite_pass
+from tensorjit.passes.relu_masks import relu_masks
 
 
 def _cse(graph: Graph, ctx: PassContext) -> Graph:
     out, merged = cse(graph)
     ctx.changes["cse"] = merged
+    return out
+
+
+def _relu_masks(graph: Graph, ctx: PassContext) -> Graph:
+    out, rewired = relu_masks(graph)
+    ctx.changes["relu-masks"] = rewired
     return out
 
 
@@ -58,6 +65,7 @@ DEFAULT = Pipeline([
                      "cancel)"),
     rewrite_pass("cleanup", canonicalize.TABLE, fold.TABLE, simplify.TABLE, strength.TABLE,
                  doc="the first four tables together, to one fixed point"),
+    Pass("relu-masks", _relu_masks, "other uses of a ReLU's mask x <= 0 test its output"),
     Pass("cse", _cse, "re-intern every node (merges structurally equal ones)"),
     Pass("dce", _dce, "drop what no output needs"),
     Pass("constant-outputs", _constant_outputs, "scalar constant outputs become arrays"),

@@ -24,9 +24,11 @@ def tol(dtype):
     return {"float32": 2e-4, "float64": 1e-11}.get(dtype, 0)
 
 
-# Sizes on both sides of the 6x32 tile, the 96-row block and the 256-deep block.
+# Sizes on both sides of the 6x32 tile, the 8x16 tile of narrow products (n <= 16),
+# the 96-row block and the depth blocks (1024 deep for 4-byte types, 512 for 8-byte).
 SHAPES = [(1, 1, 1), (0, 4, 5), (4, 0, 5), (5, 3, 0), (6, 32, 32), (7, 33, 31),
-          (95, 257, 65), (97, 513, 33), (3, 700, 1)]
+          (95, 257, 65), (97, 513, 33), (3, 700, 1), (13, 5, 10), (9, 1025, 17),
+          (17, 1030, 16)]
 
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
@@ -58,10 +60,15 @@ def test_epilogue_is_fused_and_correct():
         if b.kind == "temp"] == ["temp"]  # only the packed B panel, no product buffer
 
 
-def test_large_k_accumulates_across_depth_blocks():
-    a, b = rand((33, 1500), "float64"), rand((1500, 40), "float64")
-    f = compiled(lambda a, b: tj.nn.relu(a @ b), a, b)
-    np.testing.assert_allclose(f(a, b), np.maximum(a @ b, 0), rtol=1e-11, atol=1e-10)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_k_accumulates_across_depth_blocks(dtype):
+    a, b = rand((33, 2100), dtype), rand((2100, 40), dtype)
+    f = compiled(lambda a, b: (tj.nn.relu(a @ b), tj.nn.relu(a.T.T @ b[:, :12])), a, b)
+    got, narrow = f(a, b)
+    np.testing.assert_allclose(got, np.maximum(a @ b, 0), rtol=tol(dtype),
+                               atol=tol(dtype) * 50)
+    np.testing.assert_allclose(narrow, np.maximum(a @ b[:, :12], 0), rtol=tol(dtype),
+                               atol=tol(dtype) * 50)
 
 
 def test_symbolic_rows():
@@ -122,7 +129,11 @@ def test_results_do_not_depend_on_the_thread_count():
 
 def test_micro_kernel_uses_the_widest_vectors():
     a = rand((64, 64))
-    asm = compiled(lambda a, b: a @ b, a, a, threads=1).ir("asm")
+    f = compiled(lambda a, b: (a @ b, a.T @ b, a @ b[:, :10]), a, a, threads=1)
+    llvm, asm = f.ir("llvm"), f.ir("asm")
+    # packed A (a.T), A read in place (a), and the narrow tile: three micro-kernels
+    for name in ("6x32", "6x32.rows", "8x16.rows"):
+        assert f'@"tj.gemm.micro.f32.{name}"' in llvm
     fma = [line for line in asm.splitlines() if "vfmadd" in line]
     assert fma and all("zmm" in line or "ymm" in line for line in fma)
 

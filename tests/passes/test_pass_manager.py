@@ -34,7 +34,7 @@ graph f(%0: f32[4], %1: f32[4]) {
 
 def test_the_default_pipeline_reads_like_a_script() -> None:
     assert DEFAULT.names == ["canonicalize", "fold", "simplify", "strength-reduce", "layout",
-                             "cleanup", "cse", "dce", "constant-outputs"]
+                             "cleanup", "relu-masks", "cse", "dce", "constant-outputs"]
     assert all(line.split()[0] in DEFAULT.names for line in DEFAULT.describe().splitlines())
 
 
