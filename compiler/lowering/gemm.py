@@ -43,11 +43,13 @@ if TYPE_CHECKING:
 
 # (mc, kc, mr, nr) by element size: nr is two 64-byte vectors; the mr x nr accumulators,
 # two B vectors and an A broadcast fit AVX-512's 32 registers. With B packed beforehand,
-# a depth block is up to 1024 deep (4 KiB of it per column, 128-256 KiB per panel, in
-# L2 with the mc x kc block of A): K <= 1024 makes one block, so every tile's sums stay
-# in registers over the whole depth and are stored once. Measured against 256-deep
-# blocks, which keep a panel of B in L1 but add partial sums back from the output per
-# block: 256x1024x1024 5.40 -> 5.30 ms, 1024^3 24.7 -> 21.6 ms (best of 60 and 15).
+# a depth block is up to 4 KiB per column (1024 floats, 512 doubles; a 128 KiB panel of
+# B in L2 with the mc x kc block of A): K <= 1024 makes one float block, so every tile's
+# sums stay in registers over the whole depth and are stored once. Measured against
+# 256-deep blocks, which keep a panel of B in L1 but add partial sums back from the
+# output per block: sgemm 256x1024x1024 5.40 -> 5.30 ms, 1024^3 24.7 -> 21.6 ms (best of
+# 60 and 15); dgemm 256x1024x1024 13.8 -> 13.2 ms, 512^3 5.5 -> 5.2 ms (best of 12). The
+# A buffer on the stack (mc x kc, for a transposed A) stays at 384 KiB.
 GEMM_TILES = {4: (96, 1024, 6, 32), 8: (96, 512, 6, 16)}
 #: (mr, nr) for products at most half a wide tile across: one vector of B per depth step
 #: (a 6 x 32 tile would compute 10 columns as 32).
