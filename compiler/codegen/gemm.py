@@ -128,7 +128,13 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     m0 = b.mul(k.scalar(g.block), _i64(g.mc))
     m1 = smin(m, b.add(m0, _i64(g.mc)))
     entry = ir.IRBuilder(k.entry)
-    packed_a = opaque_alloca(entry, ir.ArrayType(mty, g.mc * g.kc), 64)
+    # A transposed (its rows adjacent) is packed by vectors; a row-major A is not packed:
+    # the micro-kernel reads its full panels in place, mr rows each contiguous along the
+    # depth (measured: x @ W 256x784x1024 and 256x1024x1024 about 2% faster).
+    a_transposed = isinstance(g.a_sm, Const) and int(g.a_sm.value) == 1
+    a_rows = not a_transposed and isinstance(g.a_sk, Const) and int(g.a_sk.value) == 1
+    # (a_rows: only the partial last panel is packed, into the buffer's first panel)
+    packed_a = opaque_alloca(entry, ir.ArrayType(mty, (g.mr if a_rows else g.mc) * g.kc), 64)
     packed_b = None if g.b_value is None else \
         opaque_alloca(entry, ir.ArrayType(mty, g.kc * g.nr), 64)
     tile = opaque_alloca(entry, ir.ArrayType(mty, g.mr * g.nr), 64)
@@ -140,11 +146,6 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
     n_panels = b.sdiv(b.add(n, _i64(g.nr - 1)), _i64(g.nr))
     zero = splat(0, ety)
     full_panels = b.sdiv(rows, _i64(g.mr))
-    # A transposed (its rows adjacent) is packed by vectors; a row-major A is not packed:
-    # the micro-kernel reads its full panels in place, mr rows each contiguous along the
-    # depth (measured: x @ W 256x784x1024 and 256x1024x1024 about 2% faster).
-    a_transposed = isinstance(g.a_sm, Const) and int(g.a_sm.value) == 1
-    a_rows = not a_transposed and isinstance(g.a_sk, Const) and int(g.a_sk.value) == 1
     micro_rows = micro_kernel(b.module, dt, g.mr, g.nr, lanes, a_rows=True) if a_rows \
         else None
 
@@ -157,6 +158,7 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
 
         def pack_step(p: ir.Value, d: ir.Value) -> None:
             """Panel ``p``'s ``mr`` values at depth ``d``, zeros past the last row."""
+            slot = _i64(0) if a_rows else p
             col = b.mul(b.add(k0, d), a_sk)
             for i in range(g.mr):
                 row = b.add(b.add(m0, b.mul(p, _i64(g.mr))), _i64(i))
@@ -164,7 +166,7 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
                 safe = b.select(inside, row, m0)  # never read past A
                 src = b.add(a_base, b.add(b.mul(safe, a_sm), col))
                 value = b.select(inside, k.load(g.a, src, dt), zero)
-                dst = b.add(b.mul(b.add(b.mul(p, depth), d), _i64(g.mr)), _i64(i))
+                dst = b.add(b.mul(b.add(b.mul(slot, depth), d), _i64(g.mr)), _i64(i))
                 k.store_ptr(packed_a, dst, value, dt)
 
         if a_transposed:
@@ -208,7 +210,8 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
                 g.nr, dt, write=True))
 
             def packed_call(q: ir.Value) -> None:
-                a_panel = b.gep(packed_a, [b.mul(b.mul(q, depth), _i64(g.mr))],
+                slot = _i64(0) if a_rows else q
+                a_panel = b.gep(packed_a, [b.mul(b.mul(slot, depth), _i64(g.mr))],
                                 source_etype=mty)
                 b.call(micro, [a_panel, b_ptr, depth, tile])
 

@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 # 256-deep blocks, which keep a panel of B in L1 but add partial sums back from the
 # output per block: sgemm 256x1024x1024 5.40 -> 5.30 ms, 1024^3 24.7 -> 21.6 ms (best of
 # 60 and 15); dgemm 256x1024x1024 13.8 -> 13.2 ms, 512^3 5.5 -> 5.2 ms (best of 12). The
-# A buffer on the stack (mc x kc, for a transposed A) stays at 384 KiB.
+# A transposed (h.T @ dh) is packed into an mc x kc buffer on the stack: 256-deep blocks
+# keep it at 96-192 KiB (a row-major A is read in place, only its last panel packed).
 GEMM_TILES = {4: (96, 1024, 6, 32), 8: (96, 512, 6, 16)}
+TRANSPOSED_A_DEPTH = 256
 #: (mr, nr) for products at most half a wide tile across: one vector of B per depth step
 #: (a 6 x 32 tile would compute 10 columns as 32).
 NARROW_TILES = {4: (8, 16), 8: (8, 8)}
@@ -174,6 +176,8 @@ class GemmLowering:
             pack_group.loads = pack_builder.loads
             pack_group.roots.append(root)
             packs.append(pack_group)
+        if split_m[0] == ix.const(1):  # A transposed: packed on the stack, mc x kc
+            kc = TRANSPOSED_A_DEPTH
         group.gemm = self._gemm_fields(root, a_val, split_m, split_k, name, b_base,
                                        (mc, _depth_block(k_dim, kc), mr, nr), None)
         group.loads = builder.loads | {name}

@@ -1,6 +1,8 @@
 """Blocked GEMM, convolution and pooling against NumPy and direct loop references."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -62,9 +64,11 @@ def test_epilogue_is_fused_and_correct():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_large_k_accumulates_across_depth_blocks(dtype):
+    # depth blocks of 1024 / 512 (A read in place) and of 256 (A transposed, packed)
     a, b = rand((33, 2100), dtype), rand((2100, 40), dtype)
-    f = compiled(lambda a, b: (tj.nn.relu(a @ b), tj.nn.relu(a.T.T @ b[:, :12])), a, b)
-    got, narrow = f(a, b)
+    at = np.ascontiguousarray(a.T)
+    f = compiled(lambda a, at, b: (tj.nn.relu(a @ b), tj.nn.relu(at.T @ b[:, :12])), a, at, b)
+    got, narrow = f(a, at, b)
     np.testing.assert_allclose(got, np.maximum(a @ b, 0), rtol=tol(dtype),
                                atol=tol(dtype) * 50)
     np.testing.assert_allclose(narrow, np.maximum(a @ b[:, :12], 0), rtol=tol(dtype),
@@ -113,6 +117,35 @@ def test_transposing_pack_blocks_and_leftover_depths(dtype, k):
     shuffles = re.findall(r"shufflevector <(\d+) x \w+> %\S+, <\d+ x \w+> %", f.ir("llvm"))
     lanes = int(shuffles[0]) if shuffles else 0
     assert len(shuffles) == lanes * lanes.bit_length() - lanes and lanes >= 8
+
+
+_SMALL_STACK = """
+import threading, numpy as np, tensorjit as tj
+rng = np.random.default_rng(0)
+a, b = rng.standard_normal((400, 1500), np.float32), rng.standard_normal((1500, 70), np.float32)
+at = np.ascontiguousarray(a.T)
+x = rng.standard_normal((2, 16, 12, 12), np.float32)
+w = rng.standard_normal((32, 16, 3, 3), np.float32)
+f = tj.compile(tj.trace(lambda a, at, b, x, w: (a @ b, at.T @ b, tj.nn.conv2d(x, w, padding=1)),
+                        a, at, b, x, w), threads=1, cache=False)
+threading.stack_size(256 * 1024)
+out = []
+worker = threading.Thread(target=lambda: out.append(f(a, at, b, x, w)))
+worker.start()
+worker.join()
+np.testing.assert_allclose(out[0][0], a @ b, rtol=2e-4, atol=2e-3)
+np.testing.assert_allclose(out[0][1], a @ b, rtol=2e-4, atol=2e-3)
+print("ok")
+"""
+
+
+def test_gemms_run_on_a_thread_with_a_small_stack():
+    # A GEMM's scratch (packed A, B panel, tile) is on the stack of the thread that runs
+    # it: it must fit a 256 KiB thread stack (musl's default is 128 KiB, glibc's 8 MiB).
+    # In a child process: an overflow would kill the test run.
+    done = subprocess.run([sys.executable, "-c", _SMALL_STACK], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
 def test_results_do_not_depend_on_the_thread_count():
