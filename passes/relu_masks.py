@@ -24,7 +24,7 @@ _MASKS = {"le": True, "gt": False}
 
 def _relu_mask(node: Node) -> Node | None:
     """The mask when ``node`` is ``select(x <= 0, 0, x)`` or ``select(x > 0, x, 0)``."""
-    if node.op != "select" or not node.dtype.is_float and not node.dtype.is_int:
+    if node.op != "select" or not (node.dtype.is_float or node.dtype.is_int):
         return None
     mask, on_true, on_false = node.inputs
     zero_when_true = _MASKS.get(mask.op)

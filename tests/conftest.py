@@ -7,7 +7,8 @@ normal install does not have. Drop those entries so tests behave the same in
 editable and normal installs; ``tensorjit.*`` imports go through the editable
 finder and do not need them.
 
-Shared test helpers live in ``tests/support`` (``opcheck``: checking ops against NumPy).
+Shared test helpers live in ``tests/support`` (``opcheck``: checking ops against NumPy;
+``passes_off``: compiling without graph passes).
 In importlib mode pytest puts no test folder on ``sys.path``, so this file adds that one
 folder, and only it: with ``tests`` itself on the path, its folders would be importable
 as bare ``compiler``, ``ir``, ... again.

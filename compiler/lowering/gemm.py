@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 # (mc, kc, mr, nr) by element size: nr is two 64-byte vectors; the mr x nr accumulators,
 # two B vectors and an A broadcast fit AVX-512's 32 registers. With B packed beforehand,
-# a depth block is up to 4 KiB per column (1024 floats, 512 doubles; a 128 KiB panel of
+# a depth block is up to 4 KiB per column (1024 floats, 512 doubles; a 64-128 KiB panel of
 # B in L2 with the mc x kc block of A): K <= 1024 makes one float block, so every tile's
 # sums stay in registers over the whole depth and are stored once. Measured against
 # 256-deep blocks, which keep a panel of B in L1 but add partial sums back from the

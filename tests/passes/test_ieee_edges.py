@@ -6,13 +6,12 @@ compiled with and without the pass pipeline and run on every special value.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from passes_off import passes_disabled
 
 import tensorjit as tj
 from tensorjit.passes.pipeline import optimize
@@ -50,15 +49,6 @@ EXPRESSIONS: dict[str, Callable[[Any], Any]] = {
     "exp(bcast)": lambda x: tj.exp(tj.broadcast_to(x, (3,) + x.shape)),
     "f32(f64(x))": lambda x: x.astype("float64").astype(x.dtype),
 }
-
-
-@contextlib.contextmanager
-def passes_disabled() -> Iterator[None]:
-    os.environ["TENSORJIT_DISABLE_PASSES"] = "all"
-    try:
-        yield
-    finally:
-        del os.environ["TENSORJIT_DISABLE_PASSES"]
 
 
 def bits(a: np.ndarray) -> np.ndarray:

@@ -13,14 +13,13 @@ unspecified; everything else, the sign of zero included, must be identical.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from passes_off import passes_disabled
 
 import tensorjit as tj
 from tensorjit.passes.pipeline import optimize
@@ -133,19 +132,6 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str) -> None:
         k = np.argwhere(~same)[0]
         raise AssertionError(f"{what}: at {tuple(k)} got {got[tuple(k)]!r}, "
                              f"want {want[tuple(k)]!r}")
-
-
-@contextlib.contextmanager
-def passes_disabled() -> Iterator[None]:
-    old = os.environ.get("TENSORJIT_DISABLE_PASSES")
-    os.environ["TENSORJIT_DISABLE_PASSES"] = "all"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["TENSORJIT_DISABLE_PASSES"]
-        else:
-            os.environ["TENSORJIT_DISABLE_PASSES"] = old
 
 
 def _trace(program: tuple[list[np.ndarray], list[Step], list[int]]) -> tuple:
