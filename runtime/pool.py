@@ -150,6 +150,8 @@ class MemoryPool:
             idle = self._free.get(cls)
             if idle:
                 address, ptr = idle.pop()
+                if not idle:  # _trim takes the largest class listed: never an empty one
+                    del self._free[cls]
                 self._bytes_cached -= cls
                 self._hits += 1
             else:
