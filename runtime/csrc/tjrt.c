@@ -4,12 +4,21 @@
  * See tjrt.h for the contract of each function. Design notes:
  *
  * Thread pool. Workers are created lazily on the first parallel_for that
- * needs them and then live for the life of the process, sleeping on a
- * condition variable between loops, so a compiled function that calls
- * parallel_for many times pays the thread-creation cost once. A loop is split
+ * needs them and then live for the life of the process, polling briefly and
+ * then sleeping on a condition variable between loops, so a compiled
+ * function that calls parallel_for many times pays the thread-creation cost
+ * once. A loop is split
  * into k chunks of at least min_chunk indices; participants (the caller plus
  * up to num_threads-1 workers) claim chunks from one atomic counter, which
  * balances uneven chunks without a scheduler.
+ *
+ * Workers join a loop rather than being enlisted: the ticket carries a number
+ * of open seats, a woken worker takes one with a compare-and-swap, and the
+ * caller closes the seats once every chunk is claimed. The caller then waits
+ * only for workers that joined. Waking a worker whose vCPU sits idle takes
+ * 12-35 us here, and now and then 2-4 ms (measured on the 2-core VM); a worker
+ * that wakes after the caller did the whole loop finds the seats closed and
+ * goes back to sleep instead of holding the caller up.
  *
  * One loop at a time: `run_lock` is taken with trylock. A second caller that
  * finds the pool busy (another Python thread, or a body that itself calls
@@ -17,14 +26,16 @@
  * deadlock on nesting; running inline is always correct and keeps the
  * latency of the second caller bounded.
  */
-#define _GNU_SOURCE /* pthread_atfork, sysconf(_SC_NPROCESSORS_ONLN) */
+#define _GNU_SOURCE /* sched_getcpu, pthread_setaffinity_np, CPU_* */
 
 #include "tjrt.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -99,16 +110,39 @@ int tj_get_num_threads(void) {
 /* Thread pool                                                               */
 /* ------------------------------------------------------------------------ */
 
-/* Polls (each a CPU pause hint) a worker spends waiting for the next loop,
- * and the caller for its workers, before sleeping on a condition variable.
- * Spinning can save the few microseconds a futex wake-up costs, but on a
- * loaded machine it steals the core the other thread needs: measured on the
- * 2-core development VM with another process busy, 50 polls made a 2-thread
- * loop over 4K doubles 2 us slower and 2000 polls 90 us slower. So the
- * default is to sleep at once; build with -DTJ_SPIN_POLLS=N to tune. */
-#ifndef TJ_SPIN_POLLS
-#define TJ_SPIN_POLLS 0
-#endif
+/* How long a worker keeps polling for the next loop, and the caller for its
+ * workers, before sleeping on a condition variable: TENSORJIT_SPIN_US
+ * microseconds (default below; 0 sleeps at once). A worker that sleeps
+ * between the loops of one call pays a wake-up per loop; measured on the
+ * 2-core VM (child processes alternating, median of 4-15 rounds), 100 us
+ * against sleeping at once: a 2-thread exp over 64K doubles 30 vs 70 us,
+ * over 1M 519 vs 602 us, the MLP forward 5.5 vs 6.5 ms back to back; with
+ * another process keeping one core busy, 29 vs 63 us and 554 vs 577 us. */
+#define TJ_DEFAULT_SPIN_US 100
+static atomic_long g_spin_ns = -1; /* -1: not yet read from the environment */
+
+static long spin_ns(void) {
+    long ns = atomic_load_explicit(&g_spin_ns, memory_order_relaxed);
+    if (ns < 0) {
+        ns = TJ_DEFAULT_SPIN_US * 1000L;
+        const char *env = getenv("TENSORJIT_SPIN_US");
+        if (env != NULL && *env != '\0') {
+            char *end = NULL;
+            long v = strtol(env, &end, 10);
+            if (end != env && *end == '\0' && v >= 0 && v <= 1000000) {
+                ns = v * 1000L;
+            }
+        }
+        atomic_store_explicit(&g_spin_ns, ns, memory_order_relaxed);
+    }
+    return ns;
+}
+
+static long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000L + t.tv_nsec;
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -127,18 +161,18 @@ typedef struct {
 } tj_job;
 
 /* The current job, written only by the thread holding g_run_lock, and only
- * while no worker is using it (see g_pending). */
+ * while no worker is using it (see g_finished). */
 static tj_job g_job;
 
-/* Published job ticket: (generation << 16) | number of participating
- * workers. One atomic word, so a worker always reads a generation and its
- * participant count together. Workers [0, count) take part in the job. */
+/* Published job ticket: (generation << 16) | open seats. One atomic word: a
+ * worker takes a seat with a compare-and-swap that fails once the generation
+ * moved on or the caller closed the seats, so no worker joins a job late. */
 static _Atomic uint64_t g_ticket = 0;
 #define TICKET_GEN(t) ((t) >> 16)
-#define TICKET_WORKERS(t) ((int)((t) & 0xffff))
+#define TICKET_SEATS(t) ((int)((t) & 0xffff))
 
-/* Participants of the current job that have not finished it yet. */
-static atomic_int g_pending = 0;
+/* Workers that joined the current job and have finished it. */
+static atomic_int g_finished = 0;
 
 /* Sleeping workers wait on g_work_cv, a sleeping caller on g_done_cv; both
  * under g_lock, which also guards worker creation. */
@@ -149,6 +183,10 @@ static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t g_run_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int g_workers_started = 0; /* persistent worker threads alive */
+static pthread_t g_worker_tid[TJ_MAX_THREADS];
+static cpu_set_t g_allowed;   /* the process's CPUs, read at the first loop */
+static int g_allowed_read = 0;
+static int g_kept_off = -1;   /* the CPU workers are kept off; -1: none yet */
 static int g_atfork_registered = 0;
 /* Generation current when worker i was created: a worker created for job g
  * must treat g as new. */
@@ -173,12 +211,19 @@ static void run_chunks(tj_job *job) {
 
 /* Blocks until a ticket with a generation other than `seen` is published. */
 static uint64_t wait_for_ticket(uint64_t seen) {
-    for (int i = 0; i < TJ_SPIN_POLLS; i++) {
-        uint64_t t = atomic_load_explicit(&g_ticket, memory_order_acquire);
-        if (TICKET_GEN(t) != seen) {
-            return t;
+    long budget = spin_ns();
+    if (budget > 0) {
+        long deadline = now_ns() + budget;
+        for (int i = 1;; i++) {
+            uint64_t t = atomic_load_explicit(&g_ticket, memory_order_acquire);
+            if (TICKET_GEN(t) != seen) {
+                return t;
+            }
+            cpu_relax();
+            if (i % 64 == 0 && now_ns() > deadline) {
+                break;
+            }
         }
-        cpu_relax();
     }
     /* Tickets are published under g_lock, so checking under it and then
      * waiting cannot miss a wake-up. */
@@ -191,27 +236,40 @@ static uint64_t wait_for_ticket(uint64_t seen) {
     return t;
 }
 
+/* Takes a seat in job `gen` if one is open; false if the seats are gone,
+ * closed, or the ticket already belongs to a newer job. */
+static int join_job(uint64_t gen) {
+    uint64_t t = atomic_load_explicit(&g_ticket, memory_order_acquire);
+    while (TICKET_GEN(t) == gen && TICKET_SEATS(t) > 0) {
+        /* Acquire: g_job as published with this ticket is visible. */
+        if (atomic_compare_exchange_weak_explicit(&g_ticket, &t, t - 1,
+                                                  memory_order_acquire,
+                                                  memory_order_acquire)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg;
     pthread_mutex_lock(&g_lock);
     uint64_t seen = g_start_gen[index];
     pthread_mutex_unlock(&g_lock);
     for (;;) {
-        uint64_t t = wait_for_ticket(seen);
-        seen = TICKET_GEN(t);
-        if (index >= TICKET_WORKERS(t)) {
-            continue; /* not needed for this job; never touch g_job */
+        seen = TICKET_GEN(wait_for_ticket(seen));
+        if (!join_job(seen)) {
+            continue; /* not needed, or too late: never touch g_job */
         }
-        /* A participant's job cannot be replaced until it decrements
-         * g_pending, so g_job is stable (and visible: acquire on g_ticket). */
+        /* The caller waits for every worker that joined before it replaces
+         * g_job, so the job stays put while we run it. */
         run_chunks(&g_job);
-        if (atomic_fetch_sub(&g_pending, 1) == 1) {
-            /* Last one out: wake the caller if it went to sleep. Signalling
-             * under g_lock pairs with the caller's check under g_lock. */
-            pthread_mutex_lock(&g_lock);
-            pthread_cond_signal(&g_done_cv);
-            pthread_mutex_unlock(&g_lock);
-        }
+        atomic_fetch_add_explicit(&g_finished, 1, memory_order_release);
+        /* Wake the caller if it went to sleep. Signalling under g_lock pairs
+         * with the caller's check under g_lock. */
+        pthread_mutex_lock(&g_lock);
+        pthread_cond_signal(&g_done_cv);
+        pthread_mutex_unlock(&g_lock);
     }
     return NULL; /* unreachable */
 }
@@ -225,8 +283,43 @@ static void atfork_child(void) {
     pthread_cond_init(&g_work_cv, NULL);
     pthread_cond_init(&g_done_cv, NULL);
     g_workers_started = 0;
-    atomic_store(&g_pending, 0);
+    g_kept_off = -1;
+    g_allowed_read = 0;
+    atomic_store(&g_finished, 0);
     atomic_store(&g_ticket, (TICKET_GEN(atomic_load(&g_ticket)) + 1) << 16);
+}
+
+/* Workers are kept off the CPU the calling thread runs on. Linux places a
+ * woken thread next to its waker when the CPU it last ran on looks busy, and
+ * under KVM an idle vCPU does (it counts as preempted): traced with perf
+ * sched on the 2-core VM, a woken worker queued for 3 ms behind the caller
+ * while the other vCPU sat idle, and a 2-thread MLP forward took as long as
+ * on one thread. Off the caller's CPU the worker runs beside it or, when
+ * that CPU is taken, joins late and the caller does the work. Affinity is
+ * set again only when the caller is seen on another CPU. Caller holds
+ * g_lock. */
+static void keep_workers_off_caller(void) {
+    if (!g_allowed_read) {
+        CPU_ZERO(&g_allowed);
+        /* The process's CPUs, as its main thread's mask (pid): the caller may
+         * be a thread pinned to one CPU. */
+        if (sched_getaffinity(getpid(), sizeof g_allowed, &g_allowed) != 0) {
+            CPU_ZERO(&g_allowed);
+        }
+        g_allowed_read = 1;
+    }
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu == g_kept_off || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &g_allowed)
+        || CPU_COUNT(&g_allowed) < 2) {
+        return;
+    }
+    cpu_set_t others = g_allowed;
+    CPU_CLR(cpu, &others);
+    for (int i = 0; i < g_workers_started; i++) {
+        /* Failure (a cpuset changed under us) leaves that worker as it was. */
+        pthread_setaffinity_np(g_worker_tid[i], sizeof others, &others);
+    }
+    g_kept_off = cpu;
 }
 
 /* Makes sure `want` workers exist; returns how many do (thread creation can
@@ -249,7 +342,8 @@ static int ensure_workers(int want) {
         if (rc != 0) {
             break;
         }
-        g_workers_started++;
+        g_worker_tid[g_workers_started++] = tid;
+        g_kept_off = -1; /* the new worker's affinity is not set yet */
     }
     return g_workers_started < want ? g_workers_started : want;
 }
@@ -283,35 +377,37 @@ int tj_parallel_for(int64_t n, int64_t min_chunk, tj_body_fn body, void *ctx) {
 
     pthread_mutex_lock(&g_lock);
     int nworkers = ensure_workers((int)parts - 1);
+    keep_workers_off_caller();
     if (nworkers == 0) {
         pthread_mutex_unlock(&g_lock);
         pthread_mutex_unlock(&g_run_lock);
         body(ctx, 0, n);
         return 0;
     }
-    /* No worker is using g_job: the previous loop waited for g_pending == 0. */
+    /* No worker is using g_job: the previous loop waited for all that joined. */
     g_job.body = body;
     g_job.ctx = ctx;
     g_job.n = n;
     g_job.nchunks = nchunks;
     atomic_store_explicit(&g_job.next_chunk, 0, memory_order_relaxed);
-    atomic_store_explicit(&g_pending, nworkers, memory_order_relaxed);
+    atomic_store_explicit(&g_finished, 0, memory_order_relaxed);
     uint64_t gen = TICKET_GEN(atomic_load(&g_ticket)) + 1;
-    /* Release: the job fields above are visible to whoever sees the ticket. */
+    /* Release: the job fields above are visible to whoever takes a seat. */
     atomic_store_explicit(&g_ticket, (gen << 16) | (uint64_t)nworkers, memory_order_release);
     pthread_cond_broadcast(&g_work_cv);
     pthread_mutex_unlock(&g_lock);
 
     run_chunks(&g_job); /* the caller works too */
 
-    /* Wait until every participant has stopped touching g_job: then all
-     * chunks are claimed and finished (acquire: their writes are visible),
-     * and the job slot is free for the next loop. */
-    int spins = 0;
-    while (atomic_load_explicit(&g_pending, memory_order_acquire) > 0) {
-        if (++spins > TJ_SPIN_POLLS) {
+    /* Every chunk is claimed: close the seats, then wait for the workers that
+     * took one to finish their chunks (acquire: their writes are visible). */
+    uint64_t left = atomic_exchange_explicit(&g_ticket, gen << 16, memory_order_acq_rel);
+    int joined = nworkers - TICKET_SEATS(left);
+    long deadline = now_ns() + spin_ns();
+    for (int i = 1; atomic_load_explicit(&g_finished, memory_order_acquire) < joined; i++) {
+        if (i % 64 == 0 && now_ns() > deadline) {
             pthread_mutex_lock(&g_lock);
-            while (atomic_load(&g_pending) > 0) {
+            while (atomic_load(&g_finished) < joined) {
                 pthread_cond_wait(&g_done_cv, &g_lock);
             }
             pthread_mutex_unlock(&g_lock);

@@ -267,6 +267,76 @@ def test_changing_thread_count_between_calls(threads: None) -> None:
         assert len({tid for _, _, tid in rec.chunks}) <= nthreads
 
 
+def _allowed_cpus(native_id: int) -> set[int]:
+    """The CPUs thread ``native_id`` of this process may run on."""
+    return os.sched_getaffinity(native_id)
+
+
+class ThreadIds(Recorder):
+    """A Recorder that also notes the native thread id behind every chunk."""
+
+    def __init__(self, n: int, sleep: float = 0.0) -> None:
+        super().__init__(n, sleep)
+        self.native_ids: set[int] = set()
+
+    def _body(self, ctx: Any, begin: int, end: int) -> None:
+        with self.lock:
+            self.native_ids.add(threading.get_native_id())
+        super()._body(ctx, begin, end)
+
+
+def _worker_ids() -> set[int]:
+    """Native ids of the pool's workers: a loop that sleeps in its chunks lets them take
+    part (retried, as a worker may wake after the caller took every chunk)."""
+    for _ in range(20):
+        rec = ThreadIds(32, sleep=0.002)
+        rec.run(32, 1)
+        workers = rec.native_ids - {threading.get_native_id()}
+        if workers:
+            return workers
+    pytest.fail("parallel_for never ran a chunk on a worker thread")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_workers_are_kept_off_the_callers_cpu(threads: None) -> None:
+    """A woken worker must not queue behind the caller on its CPU (the runtime sets the
+    workers' affinity to every allowed CPU but the caller's, and follows the caller)."""
+    lib.tj_set_num_threads(2)
+    allowed = os.sched_getaffinity(0)
+    seen: dict[int, list[set[int]]] = {}
+
+    def caller() -> None:  # a thread of its own, pinned in turn to two CPUs
+        for cpu in sorted(allowed)[:2]:
+            os.sched_setaffinity(threading.get_native_id(), {cpu})
+            seen[cpu] = [_allowed_cpus(worker) for worker in _worker_ids()]
+
+    t = threading.Thread(target=caller)
+    t.start()
+    t.join(timeout=60)
+    assert len(seen) == 2
+    for cpu, masks in seen.items():
+        assert masks and all(mask == allowed - {cpu} for mask in masks)
+
+
+@pytest.mark.parametrize("spin", ["0", "100", "5000", "junk", "-1"])
+def test_spin_setting_from_environment(spin: str, tmp_path: Path) -> None:
+    """TENSORJIT_SPIN_US only tunes how long threads poll before sleeping: any value
+    (invalid ones fall back to the default) leaves parallel_for exact."""
+    code = """
+import numpy as np
+import tensorjit.runtime.native as n
+n.lib.tj_set_num_threads(2)
+seen = np.zeros(5000, dtype=np.int64)
+body = n.ffi.callback("tj_body_fn", lambda c, b, e: seen.__setitem__(slice(b, e), seen[b:e] + 1))
+ok = all(n.lib.tj_parallel_for(5000, 7, body, n.ffi.NULL) == 0 for _ in range(50))
+print(ok and bool((seen == 50).all()))
+"""
+    out = subprocess.run([sys.executable, "-c", code],
+                         env={**os.environ, "TENSORJIT_SPIN_US": spin}, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_parallel_for_works_in_a_forked_child(threads: None, tmp_path: Path) -> None:
     lib.tj_set_num_threads(3)
