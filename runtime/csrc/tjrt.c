@@ -36,23 +36,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Aligned memory                                                            */
 /* ------------------------------------------------------------------------ */
-
-/* Blocks of at least one huge page are whole 2 MiB pages, 2 MiB aligned, and
- * asked for transparent huge pages (Linux backs anonymous memory with them
- * only on request when THP is in `madvise` mode, as here). A GEMM walks its
- * operands in 4 KiB row strides and its packed panels in 128 KiB steps, more
- * pages than the L1 TLB holds. Measured on the MLP training step (1 thread,
- * child processes alternating, 16 rounds): median 28.6 -> 26.8 ms, best
- * 25.2 -> 24.5 ms, 20 MiB of the step's buffers in huge pages. Rounding up
- * costs at most one huge page per block; a 3.2 MiB block aligned but not
- * rounded kept its tail in small pages and measured no gain. */
-#define TJ_HUGE_PAGE ((size_t)2 << 20)
 
 void *tj_aligned_alloc(size_t nbytes) {
     void *p = NULL;
@@ -61,16 +49,6 @@ void *tj_aligned_alloc(size_t nbytes) {
      * empty buffer by mistake reads mapped memory. */
     if (nbytes == 0) {
         nbytes = TJ_ALIGNMENT;
-    }
-    if (nbytes >= TJ_HUGE_PAGE && nbytes <= SIZE_MAX - TJ_HUGE_PAGE) {
-        size_t rounded = (nbytes + TJ_HUGE_PAGE - 1) & ~(TJ_HUGE_PAGE - 1);
-        if (posix_memalign(&p, TJ_HUGE_PAGE, rounded) != 0) {
-            return NULL;
-        }
-#ifdef MADV_HUGEPAGE
-        madvise(p, rounded, MADV_HUGEPAGE); /* advice only: failure is harmless */
-#endif
-        return p;
     }
     if (posix_memalign(&p, TJ_ALIGNMENT, nbytes) != 0) {
         return NULL;

@@ -104,23 +104,6 @@ def test_aligned_alloc(nbytes: int) -> None:
     lib.tj_aligned_free(p)
 
 
-@pytest.mark.parametrize("nbytes", [2 << 20, (2 << 20) + 1, (3 << 20) + 5, 9 << 20])
-def test_blocks_of_a_huge_page_or_more_are_huge_page_aligned(nbytes: int) -> None:
-    """Large blocks start on a 2 MiB boundary and span whole 2 MiB pages, so that
-    transparent huge pages can back all of them (madvised: advice, not checked)."""
-    p = lib.tj_aligned_alloc(nbytes)
-    assert p != ffi.NULL
-    assert int(ffi.cast("uintptr_t", p)) % (2 << 20) == 0
-    rounded = -(-nbytes // (2 << 20)) * (2 << 20)
-    ffi.memmove(p, b"\xcd" * rounded, rounded)  # the rounded-up tail is ours too
-    lib.tj_aligned_free(p)
-
-
-@pytest.mark.parametrize("nbytes", [2**64 - 1, 2**64 - (1 << 20), 2**63])
-def test_impossible_sizes_give_null(nbytes: int) -> None:
-    assert lib.tj_aligned_alloc(nbytes) == ffi.NULL
-
-
 def test_zero_size_blocks_are_distinct_and_non_null() -> None:
     ps = [lib.tj_aligned_alloc(0) for _ in range(4)]
     addrs = {int(ffi.cast("uintptr_t", p)) for p in ps}
