@@ -6,10 +6,10 @@ every ``mr``-row panel run the register-blocked micro-kernel: ``mr x nr`` result
 ``mr * nr / lanes`` vector registers, per depth step ``nr / lanes`` vector loads of B,
 ``mr`` broadcasts of A and ``mr * nr / lanes`` FMAs. A is never copied as a whole: a
 row-major A is read in place (each panel row is contiguous along the depth), a transposed
-A is packed onto the stack by short vectors, other strides and the partial last panel
-element by element. Partial sums of earlier depth blocks (only when K exceeds one block)
-are added back from the output; after the last block the epilogue (bias,
-activation, residual, ...) is applied in registers and the result is stored once. Edge
+A is packed onto the stack by short vectors (eight depths per store), other strides and
+the partial last panel element by element. Partial sums of earlier depth blocks (only when
+K exceeds one block) are added back from the output; after the last block the epilogue
+(bias, activation, residual, ...) is applied in registers and the result is stored once. Edge
 tiles compute on zero padding and store only their valid rows and columns.
 
 A ``Gemm`` with ``b_value`` packs each ``kc x nr`` panel of B itself, just before the
@@ -31,6 +31,9 @@ from tensorjit.ir.loops import Const, Gemm
 
 if TYPE_CHECKING:
     from tensorjit.compiler.codegen.kernel import KernelEmitter
+
+#: Depths a transposed A's pack copies per panel store.
+PACK_DEPTHS = 8
 
 
 def _i64(v: int) -> ir.Constant:
@@ -176,17 +179,25 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
             # short vector. Depth outside, panels inside: each source line is read once (a
             # panel at a time walks the source at a row's stride, 256+ lines in one L1 set;
             # measured, best of 60: h.T @ dh 5.43 -> 5.25 ms, x.T @ dh 4.22 -> 4.18 ms).
-            def copy_depth(d: ir.Value) -> None:
-                line = b.add(a_base, b.add(m0, b.mul(b.add(k0, d), a_sk)))
+            # Eight depths at a time, so each panel gets one 8 x mr store (median of 50
+            # interleaved pairs, against one depth at a time: h.T @ dh and x.T @ dh 2%
+            # faster; 16 depths: 1.6% and 0.2%).
+            def copy_depths(d: ir.Value, group: int) -> None:
+                lines = [b.add(a_base, b.add(m0, b.mul(b.add(k0, b.add(d, _i64(j))), a_sk)))
+                         for j in range(group)]
 
                 def copy_panel(p: ir.Value) -> None:
-                    src = b.add(line, b.mul(p, _i64(g.mr)))
+                    parts = [k.load(g.a, b.add(line, b.mul(p, _i64(g.mr))), dt, g.mr)
+                             for line in lines]
                     dst = b.mul(b.add(b.mul(p, depth), d), _i64(g.mr))
-                    k.store_ptr(packed_a, dst, k.load(g.a, src, dt, g.mr), dt)
+                    k.store_ptr(packed_a, dst, _concat(b, parts), dt)
 
                 k.counted("gpa", _i64(0), full_panels, 1, copy_panel)
 
-            k.counted("gpd", _i64(0), depth, 1, copy_depth)
+            grouped = b.mul(b.sdiv(depth, _i64(PACK_DEPTHS)), _i64(PACK_DEPTHS))
+            k.counted("gpg", _i64(0), grouped, PACK_DEPTHS,
+                      lambda d: copy_depths(d, PACK_DEPTHS))
+            k.counted("gpd", grouped, depth, 1, lambda d: copy_depths(d, 1))
         if a_transposed or a_rows:  # (a_rows: only the last, partial panel is packed)
             with b.if_then(b.icmp_signed("<", full_panels, m_panels)):
                 k.counted("gpt", _i64(0), depth, 1, lambda d: pack_step(full_panels, d))
@@ -244,6 +255,15 @@ def emit_gemm(k: KernelEmitter, g: Gemm) -> None:
         k.counted("gnp", _i64(0), n_panels, 1, column_panel)
 
     k.counted("gkb", _i64(0), n_kb, 1, depth_block)
+
+
+def _concat(b: ir.IRBuilder, parts: list[ir.Value]) -> ir.Value:
+    """Equal-width vectors joined end to end into one."""
+    while len(parts) > 1:
+        width = parts[0].type.count
+        both = ir.Constant(ir.VectorType(ir.IntType(32), 2 * width), list(range(2 * width)))
+        parts = [b.shuffle_vector(parts[i], parts[i + 1], both) for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def _store_tile(k: KernelEmitter, g: Gemm, tile: ir.Value, row0: ir.Value,
