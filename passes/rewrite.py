@@ -10,7 +10,9 @@ rewritten or the sweeps do not settle, naming the rules that were firing, and it
 that every replacement has the replaced node's shape and dtype.
 
 A node on which no rule matched is remembered: interned nodes with the same identity have
-the same inputs and attributes, so the rules would fail on it again.
+the same inputs and attributes, so the rules would fail on it again. ``settled``, shared
+by the passes of one pipeline run, remembers it per table, so that a later pass that runs
+the same table again (``cleanup``) tries only the nodes an earlier pass has not seen.
 """
 
 from __future__ import annotations
@@ -128,17 +130,32 @@ def _index(tables: Iterable[RuleTable]) -> tuple[dict[str, list[Rule]], list[Rul
 
 
 def rewrite(graph: Graph, tables: Iterable[RuleTable], ctx: RewriteContext,
-            max_sweeps: int = MAX_SWEEPS, max_steps: int = MAX_STEPS_PER_NODE) -> Graph:
-    """Apply the tables' rules to a fixed point; see the module docstring."""
+            max_sweeps: int = MAX_SWEEPS, max_steps: int = MAX_STEPS_PER_NODE,
+            settled_by_table: dict[str, set[Node]] | None = None) -> Graph:
+    """Apply the tables' rules to a fixed point; see the module docstring.
+    ``settled_by_table``: table name -> nodes none of its rules matches, read and extended
+    (a fresh one when not given)."""
     tables = list(tables)
-    by_op, anywhere = _index(tables)
-    settled: set[Node] = set()
+    known = settled_by_table if settled_by_table is not None else {}
+    indexed = [(known.setdefault(t.name, set()), *_index([t])) for t in tables]
+    settled: set[Node] = set()  # no rule of any of the tables matches
     what = "+".join(t.name for t in tables)
+
+    def candidates(node: Node) -> Iterator[Rule]:
+        """The rules of the tables not known to leave the node alone, in table order."""
+        for done, by_op, anywhere in indexed:
+            if node not in done:
+                yield from by_op.get(node.op, anywhere)
+
+    def settle(node: Node) -> None:
+        settled.add(node)
+        for done, _, _ in indexed:
+            done.add(node)
 
     def simplify(node: Node) -> Node:
         history: list[str] = []
         while node not in settled:
-            for rule in by_op.get(node.op, anywhere):
+            for rule in candidates(node):
                 out = rule.fn(node, ctx)
                 if out is None or out is node:
                     continue
@@ -155,7 +172,7 @@ def rewrite(graph: Graph, tables: Iterable[RuleTable], ctx: RewriteContext,
                 node = out
                 break
             else:
-                settled.add(node)
+                settle(node)
         return node
 
     sweeps: list[Counter[str]] = []

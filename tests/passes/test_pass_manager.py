@@ -152,6 +152,45 @@ def test_a_custom_pipeline_of_rewrite_passes() -> None:
     assert ctx.snapshots[0][0] == "cancel" and "neg" not in ctx.snapshots[0][1]
 
 
+def test_a_later_pass_skips_nodes_an_earlier_pass_settled_under_the_same_table() -> None:
+    table, other = RuleTable("counted"), RuleTable("other")
+    tried: list[str] = []
+
+    @table.rule()
+    def count(node: Node, ctx: RewriteContext) -> Node | None:
+        tried.append(node.op)
+        return None
+
+    @other.rule("neg")
+    def never(node: Node, ctx: RewriteContext) -> Node | None:
+        return None
+
+    g = parse_graph(SMALL)
+    settled: dict[str, set[Node]] = {}
+    rewrite(g, [table], RewriteContext(), settled_by_table=settled)
+    assert sorted(tried) == ["add", "neg"]
+    tried.clear()
+    rewrite(g, [other, table], RewriteContext(), settled_by_table=settled)
+    assert tried == []  # both nodes already settled under "counted"
+    assert set(settled["other"]) == {n for n in g.nodes() if n.op != "param"}
+    rewrite(g, [table], RewriteContext())  # a fresh memory tries them again
+    assert sorted(tried) == ["add", "neg"]
+
+
+def test_sharing_settled_nodes_between_passes_changes_no_result() -> None:
+    def ik(angles: tj.Tensor) -> tj.Tensor:
+        theta, x = 0.0, 0.0
+        for i in range(12):
+            theta = theta + angles[i] * 1.0
+            x = x + tj.cos(theta).reshape(1, 1).T.reshape(()) / 2.0
+        return x * x
+
+    g = tj.trace(tj.grad(ik), np.linspace(0.1, 0.3, 12))
+    shared, fresh = PassContext(), PassContext(settled=None)
+    assert str(DEFAULT.run(g, shared)) == str(DEFAULT.run(g, fresh))
+    assert shared.changes == fresh.changes and shared.changes["layout"] > 0
+
+
 def test_dump_writes_every_pass_so_consecutive_files_diff(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
