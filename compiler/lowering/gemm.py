@@ -9,6 +9,7 @@ cover get a plain vectorized loop nest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tensorjit.compiler.lowering import index as ix
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 # keep it at 96-192 KiB (a row-major A is read in place, only its last panel packed).
 GEMM_TILES = {4: (96, 1024, 6, 32), 8: (96, 512, 6, 16)}
 TRANSPOSED_A_DEPTH = 256
+#: Source rows of B a pack copies into every panel before moving on.
+PACK_ROWS = 8
 #: (mr, nr) for products at most half a wide tile across: one vector of B per depth step
 #: (a 6 x 32 tile would compute 10 columns as 32).
 NARROW_TILES = {4: (8, 16), 8: (8, 8)}
@@ -112,8 +115,10 @@ class GemmLowering:
         assert isinstance(a_val, Load)
         # Pack B into panels of nr columns: panel p, depth k at (p * K + k) * nr.
         panels, full = -(-n_dim // nr), n_dim // nr
-        pack_builder = ValueBuilder(self.buffers, self.dims, dict(extents, pp=ix.const(panels)),
-                                    KernelScope())
+        rows = PACK_ROWS if isinstance(k_dim, int) and k_dim >= PACK_ROWS else 0
+        pack_builder = ValueBuilder(self.buffers, self.dims, dict(
+            extents, pp=ix.const(panels), pkb=ix.const(k_dim // rows if rows else 1),
+            pki=ix.const(rows or 1), pkt=ix.const(k_dim % rows if rows else 1)), KernelScope())
 
         def column(panel: Expr) -> Expr:
             return ix.add(ix.mul(panel, ix.const(nr)), Var("pj"))
@@ -141,11 +146,14 @@ class GemmLowering:
         b_base = ix.const(0) if shared else ix.mul(ix.ravel(bvars, batch, self.dims),
                                                     ix.size_expr(per_batch, self.dims))
 
+        def store_at(panel: Expr, pk: Expr, value: Expr) -> tuple[Stmt, ...]:
+            slot = ix.add(b_base, ix.add(ix.mul(ix.add(ix.mul(panel, k_e), pk),
+                                                ix.const(nr)), Var("pj")))
+            return (Store(name, slot, value),)
+
         def pack(panel: Expr, value: Expr, panels: int = 0) -> tuple[Stmt, ...]:
             """Loops storing panel ``panel``'s rows, or ``panels`` panels from ``pp``."""
-            slot = ix.add(b_base, ix.add(ix.mul(ix.add(ix.mul(panel, k_e), Var("pk")),
-                                                ix.const(nr)), Var("pj")))
-            store: tuple[Stmt, ...] = (Store(name, slot, value),)
+            store = store_at(panel, Var("pk"), value)
             if _along_rows(value):  # B transposed: a transposing copy of its rows
                 inner: tuple[Stmt, ...] = (Loop("pj", ix.const(nr), (Loop("pk", k_e, store),),
                                                 "transpose"),)
@@ -157,8 +165,31 @@ class GemmLowering:
                 inner = (Loop("pp", ix.const(panels), inner),)
             return (Loop("pk", k_e, inner),)
 
+        def pack_by_rows(value_at: Callable[[Expr], Expr]) -> tuple[Stmt, ...]:
+            """The full panels ``PACK_ROWS`` source rows at a time: each panel gets a
+            contiguous run of rows (one write stream, not one per panel), the rows stay in
+            L1 while every panel takes its piece; then the leftover rows one by one.
+            Measured against one row at a time (median of 30 interleaved pairs): x @ W1
+            and h @ W2 at batch 256 3% faster, sgemm 1024 and 2048 0.5%; the MLP forward
+            and training step unchanged."""
+            def rows_of(pk: Expr) -> tuple[Stmt, ...]:
+                return (Loop("pj", ix.const(nr), store_at(Var("pp"), pk, value_at(pk)),
+                             "vector"),)
+
+            block = ix.add(ix.mul(Var("pkb"), ix.const(rows)), Var("pki"))
+            out: tuple[Stmt, ...] = (Loop("pkb", ix.const(k_dim // rows), (Loop(
+                "pp", ix.const(full), (Loop("pki", ix.const(rows), rows_of(block)),)),)),)
+            if k_dim % rows:
+                left = ix.add(ix.const(k_dim - k_dim % rows), Var("pkt"))
+                out += (Loop("pkt", ix.const(k_dim % rows), (Loop("pp", ix.const(full),
+                                                                  rows_of(left)),)),)
+            return out
+
         parts: list[tuple[Stmt, ...]] = []  # full panels (split over threads), the last one
-        if full:
+        if full and rows and not _along_rows(b_val):
+            parts.append(pack_by_rows(lambda pk: pack_builder.at(
+                b, bvars + [pk, column(Var("pp"))])))
+        elif full:
             parts.append(pack(Var("pp"), b_val, full))
         if full != panels:  # the last, partial panel: zeros past column n
             last = ix.const(full)

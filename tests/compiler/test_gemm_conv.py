@@ -90,6 +90,19 @@ def test_noncontiguous_inputs():
     np.testing.assert_allclose(f(a, b), a @ b, rtol=2e-4, atol=2e-4)
 
 
+@pytest.mark.parametrize("k", [3, 8, 26])
+def test_b_is_packed_eight_rows_at_a_time_then_the_leftover_rows(k):
+    x, w = rand((20, k)), rand((k, 70))
+    f = compiled(lambda x, w: x @ w, x, w)
+    np.testing.assert_allclose(f(x, w), x @ w, rtol=2e-4, atol=2e-4)
+    pack = f.ir("loops").split("# pack kernel")[1].split("\n\n")[0]  # the full panels
+    if k < 8:
+        assert f"for pk in 0..{k}" in pack and "pkb" not in pack
+        return
+    assert f"for pkb in 0..{k // 8}" in pack and "for pki in 0..8" in pack
+    assert ("for pkt in 0..2" in pack) == (k == 26)
+
+
 @pytest.mark.parametrize("n", [64, 70])
 def test_transposed_b_is_packed_by_a_transposing_loop(n):
     x, w = rand((50, 300)), rand((n, 300))
