@@ -40,8 +40,8 @@ class PassContext:
     snapshots: list[tuple[str, str]] = field(default_factory=list)
     input_graph: Graph | None = None
     digests: dict = field(default_factory=dict)  # structural digests, shared by the passes
-    # rule table name -> nodes none of its rules matches (see passes/rewrite.py); None:
-    # every rewrite pass starts afresh
+    # rule table -> nodes none of its rules matches (see passes/rewrite.py); None: every
+    # rewrite pass starts afresh
     settled: dict | None = field(default_factory=dict)
 
     @staticmethod

@@ -131,13 +131,13 @@ def _index(tables: Iterable[RuleTable]) -> tuple[dict[str, list[Rule]], list[Rul
 
 def rewrite(graph: Graph, tables: Iterable[RuleTable], ctx: RewriteContext,
             max_sweeps: int = MAX_SWEEPS, max_steps: int = MAX_STEPS_PER_NODE,
-            settled_by_table: dict[str, set[Node]] | None = None) -> Graph:
+            settled_by_table: dict[RuleTable, set[Node]] | None = None) -> Graph:
     """Apply the tables' rules to a fixed point; see the module docstring.
-    ``settled_by_table``: table name -> nodes none of its rules matches, read and extended
-    (a fresh one when not given)."""
+    ``settled_by_table``: table -> nodes none of its rules matches, read and extended (a
+    fresh one when not given)."""
     tables = list(tables)
     known = settled_by_table if settled_by_table is not None else {}
-    indexed = [(known.setdefault(t.name, set()), *_index([t])) for t in tables]
+    indexed = [(known.setdefault(t, set()), *_index([t])) for t in tables]
     settled: set[Node] = set()  # no rule of any of the tables matches
     what = "+".join(t.name for t in tables)
 

@@ -115,10 +115,10 @@ class GemmLowering:
         assert isinstance(a_val, Load)
         # Pack B into panels of nr columns: panel p, depth k at (p * K + k) * nr.
         panels, full = -(-n_dim // nr), n_dim // nr
-        rows = PACK_ROWS if isinstance(k_dim, int) and k_dim >= PACK_ROWS else 0
+        step = PACK_ROWS if isinstance(k_dim, int) and k_dim >= PACK_ROWS else 0  # 0: by row
         pack_builder = ValueBuilder(self.buffers, self.dims, dict(
-            extents, pp=ix.const(panels), pkb=ix.const(k_dim // rows if rows else 1),
-            pki=ix.const(rows or 1), pkt=ix.const(k_dim % rows if rows else 1)), KernelScope())
+            extents, pp=ix.const(panels), pkb=ix.const(k_dim // step if step else 1),
+            pki=ix.const(step or 1), pkt=ix.const(k_dim % step if step else 1)), KernelScope())
 
         def column(panel: Expr) -> Expr:
             return ix.add(ix.mul(panel, ix.const(nr)), Var("pj"))
@@ -176,17 +176,17 @@ class GemmLowering:
                 return (Loop("pj", ix.const(nr), store_at(Var("pp"), pk, value_at(pk)),
                              "vector"),)
 
-            block = ix.add(ix.mul(Var("pkb"), ix.const(rows)), Var("pki"))
-            out: tuple[Stmt, ...] = (Loop("pkb", ix.const(k_dim // rows), (Loop(
-                "pp", ix.const(full), (Loop("pki", ix.const(rows), rows_of(block)),)),)),)
-            if k_dim % rows:
-                left = ix.add(ix.const(k_dim - k_dim % rows), Var("pkt"))
-                out += (Loop("pkt", ix.const(k_dim % rows), (Loop("pp", ix.const(full),
+            block = ix.add(ix.mul(Var("pkb"), ix.const(step)), Var("pki"))
+            out: tuple[Stmt, ...] = (Loop("pkb", ix.const(k_dim // step), (Loop(
+                "pp", ix.const(full), (Loop("pki", ix.const(step), rows_of(block)),)),)),)
+            if k_dim % step:
+                left = ix.add(ix.const(k_dim - k_dim % step), Var("pkt"))
+                out += (Loop("pkt", ix.const(k_dim % step), (Loop("pp", ix.const(full),
                                                                   rows_of(left)),)),)
             return out
 
         parts: list[tuple[Stmt, ...]] = []  # full panels (split over threads), the last one
-        if full and rows and not _along_rows(b_val):
+        if full and step and not _along_rows(b_val):
             parts.append(pack_by_rows(lambda pk: pack_builder.at(
                 b, bvars + [pk, column(Var("pp"))])))
         elif full:

@@ -166,13 +166,13 @@ def test_a_later_pass_skips_nodes_an_earlier_pass_settled_under_the_same_table()
         return None
 
     g = parse_graph(SMALL)
-    settled: dict[str, set[Node]] = {}
+    settled: dict[RuleTable, set[Node]] = {}
     rewrite(g, [table], RewriteContext(), settled_by_table=settled)
     assert sorted(tried) == ["add", "neg"]
     tried.clear()
     rewrite(g, [other, table], RewriteContext(), settled_by_table=settled)
     assert tried == []  # both nodes already settled under "counted"
-    assert set(settled["other"]) == {n for n in g.nodes() if n.op != "param"}
+    assert settled[other] == {n for n in g.nodes() if n.op != "param"}
     rewrite(g, [table], RewriteContext())  # a fresh memory tries them again
     assert sorted(tried) == ["add", "neg"]
 
