@@ -137,9 +137,13 @@ class LoadedCode:
         return self.machine.emit_object(self.module)
 
 
-def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None) -> LoadedCode:
-    """Parse, verify, optimize and load LLVM IR text; returns the loaded code."""
+def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None,
+                ir_opt_level: int | None = None) -> LoadedCode:
+    """Parse, verify, optimize and load LLVM IR text; returns the loaded code.
+    ``opt_level`` sets the machine-code level and, unless ``ir_opt_level`` is given, the
+    level of the IR pass pipeline (0: no IR passes)."""
     target = target or Target.host()
+    ir_level = opt_level if ir_opt_level is None else ir_opt_level
     timings: dict[str, float] = {}
     with _lock:  # LLVM's global state (pass registration, context) is not thread-safe
         t0 = time.perf_counter()
@@ -149,8 +153,8 @@ def jit_compile(ir_text: str, opt_level: int = 3, target: Target | None = None) 
         mod.triple = target.triple
         mod.data_layout = str(machine.target_data)
         t1 = time.perf_counter()
-        if opt_level > 0:
-            optimize(mod, machine, opt_level)
+        if ir_level > 0:
+            optimize(mod, machine, ir_level)
         t2 = time.perf_counter()
         # Machine code as an object file, then loaded: the same cost as letting MCJIT
         # compile the module (measured), and the object is what the persistent cache

@@ -206,3 +206,38 @@ def test_chains_deeper_than_pythons_recursion_limit_compile() -> None:
     np.testing.assert_allclose(value, want, rtol=1e-12)
     assert np.all(np.isfinite(grad))
 
+
+
+def test_loop_free_modules_skip_the_llvm_ir_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorjit.compiler.api as api
+
+    levels: list[tuple[int, int | None]] = []
+    real = api.jit_compile
+
+    def spy(text, opt_level=3, target=None, ir_opt_level=None):  # noqa: ANN001, ANN202
+        levels.append((opt_level, ir_opt_level))
+        return real(text, opt_level, target, ir_opt_level=ir_opt_level)
+
+    monkeypatch.setattr(api, "jit_compile", spy)
+    a = np.linspace(-2.0, 3.0, 12)
+    value, grad = tj.value_and_grad(_chain(12), threads=1, cache=False)(a)
+    want_value, want_grad = _chain_numpy(a)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-10, atol=1e-12)
+    tj.jit(lambda x: tj.exp(x) * 2.0, cache=False)(np.ones(1000))
+    assert levels == [(1, 0), (3, None)]
+
+
+def test_ir_opt_level_zero_leaves_the_ir_alone() -> None:
+    from tensorjit.runtime.engine import jit_compile
+
+    ir = "\n".join([
+        "define double @f(double %x) {",
+        "  %p = alloca double",
+        "  store double %x, ptr %p",
+        "  %v = load double, ptr %p",
+        "  ret double %v",
+        "}",
+    ])
+    assert "alloca" in jit_compile(ir, 1, ir_opt_level=0).optimized_ir()
+    assert "alloca" not in jit_compile(ir, 1).optimized_ir()
