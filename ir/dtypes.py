@@ -17,6 +17,10 @@ class DType(enum.Enum):
     int64 = "int64"
     bool = "bool"
 
+    # Members are singletons, so identity is equality: hashing by identity (in C) instead
+    # of Enum's Python-level hash of the name (dtypes are in every node's intern key).
+    __hash__ = object.__hash__
+
     @property
     def np(self) -> np.dtype:
         return _NUMPY[self]
@@ -30,17 +34,18 @@ class DType(enum.Enum):
     def itemsize(self) -> int:
         return _NUMPY[self].itemsize
 
+    # (module-level sets: reading a member as ``DType.x`` goes through a descriptor)
     @property
     def is_float(self) -> bool:
-        return self in (DType.float32, DType.float64)
+        return self in _FLOATS
 
     @property
     def is_int(self) -> bool:
-        return self in (DType.int32, DType.int64)
+        return self in _INTS
 
     @property
     def is_bool(self) -> bool:
-        return self is DType.bool
+        return self is bool_
 
     @property
     def short(self) -> str:
@@ -58,6 +63,8 @@ float32, float64, int32, int64, bool_ = (
     DType.float32, DType.float64, DType.int32, DType.int64, DType.bool
 )
 
+_FLOATS = frozenset({float32, float64})
+_INTS = frozenset({int32, int64})
 _NUMPY = {d: np.dtype(d.value) for d in DType}
 _SHORT = {
     DType.float32: "f32", DType.float64: "f64", DType.int32: "i32",

@@ -65,14 +65,22 @@ def _key_part(v: Any) -> Any:
 
 
 def _intern(cls: type, *fields: Any) -> Any:
-    key = (cls, tuple(_key_part(f) for f in fields))
+    return _intern_keyed(cls, (cls, *map(_key_part, fields)), fields)
+
+
+def _intern_keyed(cls: type, key: tuple, fields: tuple) -> Any:
+    """The live expression of ``cls`` for ``key``, else a new one made of ``fields``
+    (the two hot classes, ``Const`` and ``Op``, build their keys directly)."""
     with _lock:
         e = _table.get(key)
         if e is None:
-            e = object.__new__(cls)
-            e._init(*fields)  # type: ignore[attr-defined]
+            e = _new_expr(cls)
+            e._init(*fields)
             _table[key] = e
     return e
+
+
+_new_expr = object.__new__
 
 
 class Const(Expr):
@@ -85,7 +93,7 @@ class Const(Expr):
             value = float(value)
         else:
             value = int(value)
-        return _intern(cls, value, dtype)
+        return _intern_keyed(cls, (cls, _key_part(value), dtype), (value, dtype))
 
     def _init(self, value: Any, dtype: DType) -> None:
         self.value, self.dtype = value, dtype
@@ -138,7 +146,8 @@ class Op(Expr):
     __slots__ = ("op", "args", "dtype")
 
     def __new__(cls, op: str, args: tuple[Expr, ...], dtype: DType) -> Op:
-        return _intern(cls, op, tuple(args), dtype)
+        args = tuple(args)
+        return _intern_keyed(cls, (cls, op, tuple(map(id, args)), dtype), (op, args, dtype))
 
     def _init(self, op: str, args: tuple[Expr, ...], dtype: DType) -> None:
         self.op, self.args, self.dtype = op, args, dtype

@@ -9,7 +9,10 @@ from tensorjit.ir.printer import format_graph
 
 
 def verify_graph(graph: Graph, stage: str = "") -> None:
-    """Raise VerificationError (with the graph printed and the node marked) on any defect."""
+    """Raise VerificationError (with the graph printed and the node marked) on any defect.
+    A graph that passed once is not checked again (nodes are immutable)."""
+    if graph._verified:
+        return
     for node in graph.nodes():
         problem = _check_node(graph, node)
         if problem:
@@ -23,6 +26,7 @@ def verify_graph(graph: Graph, stage: str = "") -> None:
         raise VerificationError(f"param indices {indices} are not 0..{len(indices) - 1}")
     if not graph.outputs:
         raise VerificationError("graph has no outputs")
+    graph._verified = True
 
 
 def _check_node(graph: Graph, node: Node) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,8 +28,10 @@ class Category(enum.Enum):
     OPAQUE = "opaque"
 
 
-@dataclass(frozen=True)
-class TypeInfo:
+class TypeInfo(NamedTuple):
+    """An operand's or result's type (a named tuple: one is made per operand of every node
+    created, and a frozen dataclass takes twice as long to make)."""
+
     shape: Shape
     dtype: DType
 

@@ -14,6 +14,7 @@ from tensorjit.ir.build import apply, const, iota
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.graph import Node
 from tensorjit.ir.shapes import Shape
+from tensorjit.passes.patterns import splat_value
 
 _state = threading.local()
 
@@ -56,7 +57,21 @@ def sub(a: Node, b: Node) -> Node:
 
 
 def mul(a: Node, b: Node) -> Node:
+    """``a * b``, or the other factor where one is a splat of exactly one that does not
+    broadcast it (``x * 1`` is ``x`` bit for bit, -0.0 and NaN included): the seed 1.0
+    times a cotangent would otherwise reach the passes, whose removing it changes every
+    later node's structural digest and so re-sorts their commutative operands."""
+    if b.dtype is a.dtype:
+        if a.shape in ((), b.shape) and _is_one(a):
+            return b
+        if b.shape in ((), a.shape) and _is_one(b):
+            return a
     return op("mul", [a, b])
+
+
+def _is_one(node: Node) -> bool:
+    value = splat_value(node)
+    return value is not None and not isinstance(value, bool) and value == 1
 
 
 def div(a: Node, b: Node) -> Node:

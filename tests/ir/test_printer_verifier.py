@@ -6,7 +6,7 @@ import pytest
 import tensorjit as tj
 from tensorjit.ir.build import const
 from tensorjit.ir.dtypes import DType
-from tensorjit.ir.graph import Graph, make_node
+from tensorjit.ir.graph import Graph, make_node, toposort
 from tensorjit.ir.verifier import verify_graph
 
 
@@ -44,6 +44,34 @@ def test_verifier_points_at_the_offending_node():
     text = str(info.value)
     assert "after a test" in text and "<-- here" in text
     assert "f32[4] but its rule gives f32[3]" in text
+
+
+def test_a_graph_is_verified_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorjit.ir.verifier as verifier
+
+    checked: list[str] = []
+    real = verifier._check_node
+    monkeypatch.setattr(verifier, "_check_node",
+                        lambda g, n: checked.append(n.op) or real(g, n))
+    g = tj.trace(lambda x: tj.exp(x) + 1.0, np.zeros(3, np.float32))  # verified by trace
+    assert len(checked) == len(g.nodes())
+    verify_graph(g, "again")
+    tj.compile(g, cache=False)
+    assert len(checked) == len(g.nodes())
+    fresh = Graph(g.params, g.outputs, "fresh")  # a new graph object is checked
+    verify_graph(fresh)
+    assert len(checked) == 2 * len(g.nodes())
+
+
+def test_toposort_visits_inputs_in_order_depth_first():
+    x = make_node("param", (), {"index": 0, "name": "x"}, (3,), DType.float32)
+    e = make_node("exp", (x,), {}, (3,), DType.float32)
+    s = make_node("sin", (e,), {}, (3,), DType.float32)
+    both = make_node("add", (s, e), {}, (3,), DType.float32)  # e is reached through s
+    out = make_node("mul", (both, x), {}, (3,), DType.float32)
+    assert toposort([out]) == [x, e, s, both, out]
+    assert toposort([e, out]) == [x, e, s, both, out]
+    assert toposort([x, s]) == [x, e, s]
 
 
 def test_errors_name_the_user_line():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tensorjit as tj
+from tensorjit.passes.patterns import splat_value
 from tensorjit.runtime.compiled import PROBE_MISS
 
 RNG = np.random.default_rng(7)
@@ -271,3 +272,19 @@ def test_array_fast_path_falls_back_for_any_other_signature():
     assert probe(x64.astype(np.float32)) is PROBE_MISS
     assert probe(x64[::-1]) is PROBE_MISS  # not contiguous: the checked call copies it
     np.testing.assert_allclose(probe(x64)[0], want(x64))  # the flat outputs
+
+
+def test_backward_graphs_hold_no_multiplication_by_one() -> None:
+    """The seed 1.0 times a cotangent is the cotangent: left to the passes, removing it
+    changes the structural digest of every later node, re-sorting their operands."""
+    def loss(a: Any, t: Any) -> Any:
+        return (a[0] * a[1] - t[0]) ** 2 + tj.sum(tj.sin(a) * 1.0)
+
+    a, t = np.array([0.3, -1.2]), np.array([0.5])
+    g = tj.trace(lambda a, t: tj.value_and_grad(loss)(a, t), a, t)
+    ones = [n for n in g.nodes()
+            if n.op == "mul" and any(splat_value(i) == 1.0 for i in n.inputs)]
+    assert len(ones) == 1  # the user's own sin(a) * 1.0
+    value, grad = tj.value_and_grad(loss, cache=False)(a, t)
+    r = a[0] * a[1] - t[0]
+    np.testing.assert_allclose(grad, 2 * r * a[::-1] + np.cos(a), rtol=1e-14)
