@@ -222,6 +222,10 @@ def floordiv(a: Expr, divisor: Expr, extents: Extents) -> Expr:
         return a
     terms, c = affine(a)
     quot, rest = _split(terms, divisor)
+    if any(v < 0 for v in rest.values()):
+        # R may be negative for some values (3 - i = 2 + (1 - i)), where ``idiv``, defined
+        # on non-negative operands, would round it the wrong way: divide ``a`` itself.
+        return Op("idiv", (a, divisor), I64)
     cq = 0
     if isinstance(divisor, Const):
         cq, c = divmod(c, int(divisor.value))
@@ -239,6 +243,8 @@ def mod(a: Expr, divisor: Expr, extents: Extents) -> Expr:
         return const(0)
     terms, c = affine(a)
     _, rest = _split(terms, divisor)
+    if any(v < 0 for v in rest.values()):  # (see floordiv)
+        return Op("imod", (a, divisor), I64)
     if isinstance(divisor, Const):
         c %= int(divisor.value)
     if _fits(rest, c, divisor, extents):
