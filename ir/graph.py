@@ -8,7 +8,6 @@ A node's source location is kept beside its identity: the first creator's line w
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tensorjit.ir.dtypes import DType
+from tensorjit.ir.interning import InternTable
 from tensorjit.ir.shapes import Shape
 
 
@@ -68,7 +68,7 @@ class Node:
         return format_node_short(self)
 
 
-_table: weakref.WeakValueDictionary[tuple, Node] = weakref.WeakValueDictionary()
+_table = InternTable()
 _lock = threading.Lock()
 
 
@@ -94,7 +94,7 @@ def make_node(
             node = _new_node(Node)
             node.__dict__.update(op=op, inputs=ins, attrs=at, shape=shape, dtype=dtype,
                                  loc=loc)
-            _table[key] = node
+            _table.put(key, node)
     return node
 
 

@@ -26,13 +26,13 @@ later statements read it by name.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.errors import VerificationError
+from tensorjit.ir.interning import InternTable
 from tensorjit.ir.shapes import Size
 
 # ------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class Expr:
         return ()
 
 
-_table: weakref.WeakValueDictionary[tuple, Expr] = weakref.WeakValueDictionary()
+_table = InternTable()
 _lock = threading.Lock()
 
 
@@ -76,7 +76,7 @@ def _intern_keyed(cls: type, key: tuple, fields: tuple) -> Any:
         if e is None:
             e = _new_expr(cls)
             e._init(*fields)
-            _table[key] = e
+            _table.put(key, e)
     return e
 
 

@@ -61,12 +61,16 @@ def format_graph(graph: Graph, highlight: Node | None = None,
         names[p] = f"%{len(names)}"
     head = ", ".join(f"{names[p]}: {format_type(p)}" for p in graph.params)
     lines = [f"graph {graph.name}({head}) {{"]
+    types: dict[tuple, str] = {}  # (a large graph has few distinct types)
     for node in graph.nodes():
         if node in names:
             continue
-        names[node] = f"%{len(names)}"
-        args = ", ".join(names[i] for i in node.inputs)
-        line = f"  {names[node]} = {node.op}({args}){format_attrs(node)} : {format_type(node)}"
+        name = names[node] = f"%{len(names)}"
+        args = ", ".join([names[i] for i in node.inputs])
+        t = types.get((node.dtype, node.shape))
+        if t is None:
+            t = types[node.dtype, node.shape] = format_type(node)
+        line = f"  {name} = {node.op}({args}){format_attrs(node) if node.attrs else ''} : {t}"
         if notes and node in notes:
             line += f"    # {notes[node]}"
         if node is highlight:
