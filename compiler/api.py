@@ -44,6 +44,12 @@ _cache: dict[tuple, CompiledFunction] = {}
 _cache_lock = threading.Lock()
 
 
+def forget_compiled_graphs() -> None:
+    """Empty ``tj.compile``'s in-memory cache of compiled graphs (see ``tj.clear_caches``)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _check_options(opt_level: int, fast_math: bool, threads: int | None) -> None:
     if not isinstance(opt_level, int) or not 0 <= opt_level <= 3:
         raise TensorJitError(f"opt_level: expected 0, 1, 2 or 3, got {opt_level!r}")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tensorjit.compiler.api import _OPTIONS, compile, paused_gc
+from tensorjit.compiler.api import _OPTIONS, compile, forget_compiled_graphs, paused_gc
 from tensorjit.compiler.frontend.fnkey import function_key
 from tensorjit.compiler.frontend.lift import to_tensor, tracing, tracing_scope
 from tensorjit.compiler.frontend.pytree import TreeDef, flatten, unflatten
@@ -185,6 +185,16 @@ def _arg(x: Any) -> Any:
 # Builds shared by programs of functions with equal ``function_key``s: a new function
 # object for the same code (``tj.grad(make_loss(n))`` again) skips tracing and autodiff.
 _SHARED: dict[tuple, tuple[CompiledFunction, TreeDef]] = {}
+
+
+def clear_caches() -> None:
+    """``tj.clear_caches()``: forget the compiled code this process keeps for reuse, so
+    that the next ``tj.compile`` of a graph, or the first call of a new ``tj.grad``,
+    ``tj.value_and_grad``, ... function, compiles again (frees their memory; measures a
+    cold compile). Functions already called keep the code they hold, and the disk cache
+    is untouched (``tensorjit cache clear`` empties it)."""
+    _SHARED.clear()
+    forget_compiled_graphs()
 
 
 class _Program:

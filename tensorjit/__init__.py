@@ -35,14 +35,21 @@ from tensorjit.runtime.compiled import CompiledFunction
 if TYPE_CHECKING:  # the lazy names, for type checkers
     from tensorjit.compiler.aot import Exported, export
     from tensorjit.compiler.api import JitFunction, compile, jit
-    from tensorjit.compiler.autodiff_api import grad, hessian, jvp, value_and_grad, vjp
+    from tensorjit.compiler.autodiff_api import (
+        clear_caches,
+        grad,
+        hessian,
+        jvp,
+        value_and_grad,
+        vjp,
+    )
 
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it, imported on first access
 _LAZY = {
     **dict.fromkeys(("JitFunction", "compile", "jit"), "tensorjit.compiler.api"),
-    **dict.fromkeys(("grad", "hessian", "jvp", "value_and_grad", "vjp"),
+    **dict.fromkeys(("clear_caches", "grad", "hessian", "jvp", "value_and_grad", "vjp"),
                     "tensorjit.compiler.autodiff_api"),
     **dict.fromkeys(("Exported", "export"), "tensorjit.compiler.aot"),
 }
@@ -64,8 +71,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "CompiledFunction", "DType", "DTypeError", "Exported", "Graph", "JitFunction",
     "ShapeError", "Tensor", "TensorJitError", "TensorSpec", "UnsupportedError",
-    "VerificationError", "bool_", "compile", "export", "float32", "float64", "grad",
-    "hessian", "int32", "int64", "interpret", "jit", "jvp", "load", "nn", "trace",
+    "VerificationError", "bool_", "clear_caches", "compile", "export", "float32", "float64",
+    "grad", "hessian", "int32", "int64", "interpret", "jit", "jvp", "load", "nn", "trace",
     "value_and_grad", "vjp",
     *_numpy_names,
 ]

@@ -288,3 +288,23 @@ def test_backward_graphs_hold_no_multiplication_by_one() -> None:
     value, grad = tj.value_and_grad(loss, cache=False)(a, t)
     r = a[0] * a[1] - t[0]
     np.testing.assert_allclose(grad, 2 * r * a[::-1] + np.cos(a), rtol=1e-14)
+
+
+def test_clear_caches_makes_the_next_build_compile_again() -> None:
+    def loss(a: Any) -> Any:
+        return tj.sum(tj.sin(a) * a)
+
+    a = np.array([0.1, 0.2, 0.3])
+    first = tj.grad(loss)
+    want = first(a)
+    compiled = first._program.compiled((a,))[0]  # noqa: SLF001
+    assert tj.grad(loss)._program.compiled((a,))[0] is compiled  # noqa: SLF001 (shared)
+    g = tj.trace(loss, a)
+    graph_fn = tj.compile(g)
+    assert tj.compile(g) is graph_fn
+    tj.clear_caches()
+    again = tj.grad(loss)
+    assert again._program.compiled((a,))[0] is not compiled  # noqa: SLF001
+    assert tj.compile(g) is not graph_fn
+    np.testing.assert_array_equal(again(a), want)
+    np.testing.assert_array_equal(first(a), want)  # a function already called keeps its code
