@@ -1,8 +1,9 @@
 """``CompiledFunction``: check arguments, take an arena, allocate outputs, ONE native call.
 
-The call path is kept lean on purpose (Python dispatch dominates small calls): argument
-pointers go through ``ffi.from_buffer`` into a reused ``void*`` array, static shapes are
-compared as tuples, and the native entry is a cffi function pointer.
+With static shapes a call goes through C (``_tjcall.StaticCall``, runtime/csrc/tjcall.c):
+Python dispatch was most of a small call. Everything else (``out=``, symbolic dims,
+arguments to convert or reject) takes the Python path here, whose pointers go through
+``ffi.from_buffer`` into a reused ``void*`` array and whose entry is a cffi function pointer.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import numpy as np
 from tensorjit.ir.dtypes import DType
 from tensorjit.ir.errors import DTypeError, ShapeError, TensorJitError
 from tensorjit.ir.shapes import Shape, Size, format_shape
-from tensorjit.runtime.native import ffi
+from tensorjit.runtime.native import ffi, static_call_type
 from tensorjit.runtime.pool import default_pool
 
 # Outputs at least this large come from the pool (fresh pages would page-fault each call).
 POOLED_OUTPUT_BYTES = 1 << 20
+# The C call path releases the GIL around kernels whose inputs and outputs take at least
+# this many bytes. A smaller kernel holds it for microseconds, whereas taking it back from
+# another running Python thread can wait for that thread's switch interval (5 ms).
+RELEASE_GIL_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -97,17 +102,14 @@ class CompiledFunction:
             self._arena_static = _arena_bytes(sig.arena, {})
             self._out_shapes = [tuple(int(d) for d in s.shape) for s in sig.outputs]
             self._in_shapes = [tuple(int(d) for d in s.shape) for s in sig.inputs]
-            self._in_strides = [_strides(shape, s.dtype.np.itemsize)
-                                for s, shape in zip(sig.inputs, self._in_shapes)]
-            self._out_plan = [
-                (shape, dt, math.prod(shape) * dt.itemsize >= POOLED_OUTPUT_BYTES)
-                for shape, dt in zip(self._out_shapes, self._out_np)]
-        self._fast = self._specialize() if self._static else None
+        # The C call path (runtime/csrc/tjcall.c) for static shapes; its probe twin is
+        # made on first use.
+        self._fast = self._static_call(miss=None) if self._static else None
         self._probe: Callable[..., Any] | None = None
 
     # --- the call -------------------------------------------------------------------
     def __call__(self, *args: Any, out: Any = None) -> Any:
-        if out is None and len(args) == self._n_in and self._fast is not None:
+        if out is None and self._fast is not None:
             return self._fast(*args)
         return self._call_general(args, out)
 
@@ -117,58 +119,40 @@ class CompiledFunction:
         checking or converting it: a caller holding functions for several signatures
         (``tj.grad``) tries one without building a key. None if dims are symbolic."""
         if self._probe is None and self._static:
-            self._probe = self._specialize(probe=True)
+            self._probe = self._static_call(miss=PROBE_MISS)
         return self._probe
 
-    def _specialize(self, probe: bool = False) -> Callable[..., Any]:
-        """A call function generated for this static signature: checks and pointer
-        marshalling unrolled per argument, no loops (most of a small call is Python)."""
-        n_in = self._n_in
-        env: dict[str, Any] = {
-            "ndarray": np.ndarray, "fb": ffi.from_buffer, "empty": np.empty,
-            "pooled": self._pool.array, "check": self._check, "free": self._free_bufs,
-            "run": self._run, "entry": self._entry, "NULL": ffi.NULL, "stats": self.stats,
-            "fail": self._fail, "MISS": PROBE_MISS,
-        }
-        params = ", ".join(f"a{i}" for i in range(n_in))
-        lines = [f"def call({params}):"]
-        for i in range(n_in):
-            env[f"d{i}"], env[f"s{i}"] = self._np_dtypes[i], self._in_shapes[i]
-            env[f"t{i}"] = self._in_strides[i]
-            lines += [
-                f"    if a{i}.__class__ is not ndarray or a{i}.dtype is not d{i} or "
-                f"a{i}.shape != s{i} or a{i}.strides != t{i}:",
-                "        return MISS" if probe else f"        a{i} = check({i}, a{i}, {{}})",
-            ]
-        outs = []
-        for k, (shape, dt, big) in enumerate(self._out_plan):
-            env[f"os{k}"], env[f"od{k}"] = shape, dt
-            lines.append(f"    o{k} = {'pooled' if big else 'empty'}(os{k}, od{k})")
-            outs.append(f"o{k}")
-        ptrs = [f"fb(a{i})" for i in range(n_in)] + [f"fb({o})" for o in outs]
-        lines.append(f"    keep = ({', '.join(ptrs)},)")
-        result = f"({', '.join(outs)},)" if self._returns_tuple else outs[0]
-        if self._arena_static:
-            lines.append(f"    return run(list(keep), [{', '.join(outs)}], NULL, "
-                         f"{self._arena_static})")
-        else:
-            lines += [
-                "    try:",
-                "        bufs = free.pop()",
-                "    except IndexError:",
-                f"        return run(list(keep), [{', '.join(outs)}], NULL, 0)",
-            ]
-            lines += [f"    bufs[{k}] = keep[{k}]" for k in range(len(ptrs))]
-            lines += [
-                "    status = entry(bufs, NULL, NULL)",
-                "    free.append(bufs)",
-                "    if status:",
-                "        fail(status)",
-                "    stats['calls'] += 1",
-                f"    return {result}",
-            ]
-        exec("\n".join(lines), env)  # noqa: S102 (generated from our own signature only)
-        return env["call"]
+    def _static_call(self, miss: Any) -> Callable[..., Any]:
+        """The C call path for this static signature. Arguments it does not take go to
+        ``_call_checked`` (which converts or raises), or, with ``miss``, return ``miss``."""
+        shapes = self._in_shapes + self._out_shapes
+        dtypes = self._np_dtypes + self._out_np
+        moved = sum(math.prod(s) * dt.itemsize for s, dt in zip(shapes, dtypes))
+        return static_call_type()(
+            entry=self.address,
+            in_dtypes=tuple(self._np_dtypes),
+            in_shapes=tuple(self._in_shapes),
+            in_strides=tuple(_strides(s, dt.itemsize)
+                             for s, dt in zip(self._in_shapes, self._np_dtypes)),
+            out_dtypes=tuple(self._out_np),
+            out_shapes=tuple(self._out_shapes),
+            out_pooled=tuple(math.prod(s) * dt.itemsize >= POOLED_OUTPUT_BYTES
+                             for s, dt in zip(self._out_shapes, self._out_np)),
+            consts=tuple(self.signature.consts),
+            arena_bytes=self._arena_static,
+            release_gil=moved >= RELEASE_GIL_BYTES,
+            returns_tuple=self._returns_tuple,
+            miss=miss,
+            fallback=self._call_checked,
+            pool_array=self._pool.array,
+            acquire=self._pool.acquire,
+            release=self._pool.release,
+            fail=self._fail,
+            stats=self.stats,
+        )
+
+    def _call_checked(self, *args: Any) -> Any:
+        return self._call_general(args, None)
 
     def _fail(self, status: int) -> None:
         raise TensorJitError(f"{self.name}: native code returned error {status}")

@@ -7,11 +7,14 @@ normal and editable (scikit-build-core redirect) installs. We only locate it
 and ``dlopen`` it; it is never imported as a module.
 
 Public names: ``ffi``, ``lib``, ``library_path()``, ``static_library_path()``,
-``include_dir()``, ``RuntimeLibraryMissing``.
+``include_dir()``, ``RuntimeLibraryMissing``, ``static_call_type()`` (the call path
+from the extension module ``_tjcall``, which is imported, unlike the library).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -27,6 +30,7 @@ __all__ = [
     "include_dir",
     "RuntimeLibraryMissing",
     "ALIGNMENT",
+    "static_call_type",
 ]
 
 #: Alignment in bytes of every block from ``lib.tj_aligned_alloc``.
@@ -113,6 +117,21 @@ def _load() -> Any:
             except OSError as exc:
                 raise RuntimeLibraryMissing(f"{_REINSTALL_HINT} (dlopen {path}: {exc})") from exc
         return _lib
+
+
+_CALL_MODULE = "tensorjit.runtime._tjcall"
+
+
+@functools.cache
+def static_call_type() -> Any:
+    """``StaticCall`` from the extension module ``_tjcall`` (runtime/csrc/tjcall.c), the C
+    call path of compiled functions with static shapes; built and installed with the
+    runtime library."""
+    try:
+        module = importlib.import_module(_CALL_MODULE)
+    except ImportError as exc:
+        raise RuntimeLibraryMissing(f"{_REINSTALL_HINT} (import {_CALL_MODULE}: {exc})") from exc
+    return module.StaticCall
 
 
 def __getattr__(name: str) -> Any:
