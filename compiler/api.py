@@ -35,7 +35,13 @@ from tensorjit.ir.verifier import verify_graph
 from tensorjit.passes.manager import PassContext
 from tensorjit.passes.memory import plan_memory
 from tensorjit.passes.pipeline import DEFAULT as PIPELINE
-from tensorjit.runtime.compiled import ArenaItem, ArgSpec, CompiledFunction, Signature
+from tensorjit.runtime.compiled import (
+    PROBE_MISS,
+    ArenaItem,
+    ArgSpec,
+    CompiledFunction,
+    Signature,
+)
 from tensorjit.runtime.diskcache import disabled as cache_disabled
 from tensorjit.runtime.engine import Target, jit_compile
 
@@ -260,8 +266,14 @@ class JitFunction:
         self.fn = fn
         self.options = options
         self._compiled: dict[tuple, CompiledFunction] = {}
+        # While there is one signature, its probe: a call with its arrays builds no key.
+        self._probe: Callable[..., Any] | None = None
 
     def __call__(self, *args: Any, out: Any = None) -> Any:
+        if self._probe is not None and out is None:
+            result = self._probe(*args)
+            if result is not PROBE_MISS:
+                return result
         try:  # arrays and NumPy scalars: the cheap key
             key: tuple = tuple([(a.shape, a.dtype) for a in args])
         except AttributeError:
@@ -270,6 +282,7 @@ class JitFunction:
         if compiled is None:
             compiled = self.lower(*args)
             self._compiled[key] = compiled
+            self._probe = compiled.probe() if len(self._compiled) == 1 else None
         return compiled(*args, out=out)
 
     def lower(self, *args: Any) -> CompiledFunction:

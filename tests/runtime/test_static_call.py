@@ -366,3 +366,18 @@ def test_a_pool_array_that_does_not_fit_is_refused() -> None:
 def test_bad_construction_is_refused(change: dict[str, Any], error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         _static_call(Kernel(4), MemoryPool(), **change)
+
+
+def test_jit_tries_its_one_signature_first() -> None:
+    f = tj.jit(lambda x, s: x * s + 1.0)
+    x, s = np.arange(4.0), np.array(2.0)
+    np.testing.assert_array_equal(f(x, s), x * 2.0 + 1.0)
+    assert f._probe is next(iter(f._compiled.values())).probe()
+    out = np.empty(4)
+    assert f(x, s, out=out) is out
+    np.testing.assert_array_equal(out, x * 2.0 + 1.0)
+    np.testing.assert_array_equal(f(x[::-1], s), x[::-1] * 2.0 + 1.0)
+    assert len(f.signatures) == 1
+    np.testing.assert_array_equal(f(x, 3.0), x * 3.0 + 1.0)  # a Python float: its own
+    assert len(f.signatures) == 2 and f._probe is None  # now the key finds each
+    np.testing.assert_array_equal(f(x, s), x * 2.0 + 1.0)
