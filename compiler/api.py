@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tensorjit.compiler.codegen.module import arena_slots, emit_llvm
 from tensorjit.compiler.frontend.trace import trace
 from tensorjit.compiler.lowering.lower import Lowering
 from tensorjit.compiler.lowering.report import fusion_report
+from tensorjit.compiler.memo import RecentCache
 from tensorjit.compiler.persistent import Lookup, graph_identity
 from tensorjit.ir.errors import TensorJitError
 from tensorjit.ir.graph import Graph
@@ -46,14 +46,12 @@ from tensorjit.runtime.diskcache import disabled as cache_disabled
 from tensorjit.runtime.engine import Target, jit_compile
 
 _OPTIONS = ("opt_level", "fast_math", "threads", "cache")
-_cache: dict[tuple, CompiledFunction] = {}
-_cache_lock = threading.Lock()
+_cache: RecentCache[tuple, CompiledFunction] = RecentCache()
 
 
 def forget_compiled_graphs() -> None:
     """Empty ``tj.compile``'s in-memory cache of compiled graphs (see ``tj.clear_caches``)."""
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def _check_options(opt_level: int, fast_math: bool, threads: int | None) -> None:
@@ -92,8 +90,7 @@ def _compile(graph: Graph | Callable[..., Any], specs: tuple[Any, ...], opt_leve
     key = (identity, opt_level, fast_math, threads == 1)
     if not cache:
         return _build(graph, opt_level, fast_math, threads, t0)
-    with _cache_lock:
-        hit = _cache.get(key)
+    hit = _cache.get(key)
     if hit is not None:
         return hit
     disk = Lookup(graph, identity, {"opt_level": opt_level, "fast_math": fast_math,
@@ -102,9 +99,7 @@ def _compile(graph: Graph | Callable[..., Any], specs: tuple[Any, ...], opt_leve
     if fn is None:
         fn = _build(graph, opt_level, fast_math, threads, t0)
         disk.put(fn)
-    with _cache_lock:
-        _cache.setdefault(key, fn)
-    return fn
+    return _cache.add(key, fn)
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from tensorjit.compiler.frontend.lift import to_tensor, tracing, tracing_scope
 from tensorjit.compiler.frontend.pytree import TreeDef, flatten, unflatten
 from tensorjit.compiler.frontend.tensor import Tensor
 from tensorjit.compiler.frontend.trace import trace
+from tensorjit.compiler.memo import RecentCache
 from tensorjit.ir.build import const
 from tensorjit.ir.errors import DTypeError, ShapeError, TensorJitError, UnsupportedError
 from tensorjit.ir.graph import Node
@@ -184,7 +185,7 @@ def _arg(x: Any) -> Any:
 
 # Builds shared by programs of functions with equal ``function_key``s: a new function
 # object for the same code (``tj.grad(make_loss(n))`` again) skips tracing and autodiff.
-_SHARED: dict[tuple, tuple[CompiledFunction, TreeDef]] = {}
+_SHARED: RecentCache[tuple, tuple[CompiledFunction, TreeDef]] = RecentCache()
 
 
 def clear_caches() -> None:
@@ -240,7 +241,7 @@ class _Program:
             if entry is None:
                 entry = self._build(td, leaves)
                 if shared is not None:
-                    _SHARED[shared] = entry
+                    entry = _SHARED.add(shared, entry)
             self.entries[key] = entry
         return entry[0], entry[1], leaves
 

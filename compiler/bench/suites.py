@@ -377,8 +377,7 @@ def _cache_hit(opts: Options) -> Candidates:
         old = os.environ.get("TENSORJIT_CACHE_DIR")
         os.environ["TENSORJIT_CACHE_DIR"] = directory
         try:
-            with api._cache_lock:
-                api._cache.clear()  # forget in-process functions: as in a new process
+            api.forget_compiled_graphs()  # forget in-process functions: as in a new process
             return tj.compile(tj.trace(w.mlp, *args), threads=opts.tj_threads)(*args)
         finally:
             if old is None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tensorjit as tj
+from tensorjit.compiler.memo import RecentCache
 from tensorjit.runtime import diskcache
 from tensorjit.runtime.diskcache import DiskCache, Environment
 
@@ -26,7 +27,7 @@ def cache_dir(tmp_path, monkeypatch):
     d = tmp_path / "cache"
     monkeypatch.setenv("TENSORJIT_CACHE_DIR", str(d))
     monkeypatch.delenv("TENSORJIT_DISABLE_CACHE", raising=False)
-    monkeypatch.setattr(api, "_cache", {})
+    monkeypatch.setattr(api, "_cache", RecentCache())
     return d
 
 
@@ -34,7 +35,7 @@ def _fresh_process(monkeypatch) -> None:
     """Forget in-process compiled functions, as a new process would."""
     import tensorjit.compiler.api as api
 
-    monkeypatch.setattr(api, "_cache", {})
+    monkeypatch.setattr(api, "_cache", RecentCache())
 
 
 def _fn(x, w):
@@ -164,7 +165,7 @@ def test_unwritable_cache_warns_and_still_compiles(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     monkeypatch.setenv("TENSORJIT_CACHE_DIR", str(blocker / "cache"))
-    monkeypatch.setattr(api, "_cache", {})
+    monkeypatch.setattr(api, "_cache", RecentCache())
     x = np.ones(5, np.float32)
     with pytest.warns(RuntimeWarning, match="cannot write the compile cache"):
         f = tj.compile(tj.trace(lambda v: v * 6.0, x))
