@@ -43,11 +43,16 @@ def _i64(v: int) -> ir.Constant:
 def micro_kernel(module: ir.Module, dt: DType, mr: int, nr: int, lanes: int,
                  a_rows: bool = False) -> ir.Function:
     """``void(ptr a, ptr b, i64 depth, ptr tile)``: tile[mr x nr] = a[depth x mr]^T @
-    b[depth x nr] from packed panels. One per module and tile shape (not inlined: every
-    GEMM of a module shares its machine code, which keeps compile time down).
+    b[depth x nr] from packed panels. Inlined into each GEMM: LLVM then keeps the tile in
+    registers and stores it straight to the output (with the epilogue), instead of through
+    the stack buffer (median of 30 interleaved rounds: h.T @ dh 1024x1024x256 and
+    x.T @ dh 4% and 3% faster, the MLP training step 1-2%).
 
     ``a_rows``: ``void(ptr a, i64 lda, ptr b, i64 depth, ptr tile)`` reads A unpacked,
-    row ``i`` at ``a + i * lda``, contiguous along the depth (a row-major A)."""
+    row ``i`` at ``a + i * lda``, contiguous along the depth (a row-major A). One per
+    module and tile shape, not inlined: every such GEMM of a module shares its machine
+    code, which keeps compile time down (inlining it measured alike: x @ W1, h @ W2 and
+    dh @ W2.T within 1%)."""
     name = f"tj.gemm.micro.{dt.short}.{mr}x{nr}" + (".rows" if a_rows else "")
     fn = module.globals.get(name)
     if fn is not None:
@@ -57,7 +62,7 @@ def micro_kernel(module: ir.Module, dt: DType, mr: int, nr: int, lanes: int,
     params = [PTR, I64, PTR, I64, PTR] if a_rows else [PTR, PTR, I64, PTR]
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), params), name)
     fn.linkage = "internal"
-    fn.attributes.add("noinline")
+    fn.attributes.add("noinline" if a_rows else "alwaysinline")
     if a_rows:
         a, lda, bp, depth, tile = fn.args
     else:
