@@ -116,6 +116,60 @@ def test_free_null_is_a_noop() -> None:
     lib.tj_aligned_free(ffi.NULL)
 
 
+HUGE_PAGE = 2 << 20
+
+
+def _vm_flags(address: int) -> list[str]:
+    """The ``VmFlags`` of this process's mapping that holds ``address``."""
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(maxsplit=1)[0]
+            if re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", head):
+                start, end = (int(x, 16) for x in head.split("-"))
+                inside = start <= address < end
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+needs_smaps = pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
+                                 reason="reads Linux's /proc/self/smaps")
+
+
+@needs_smaps
+@pytest.mark.parametrize("nbytes", [HUGE_PAGE, 3 * HUGE_PAGE + 100])
+def test_large_blocks_start_on_a_huge_page_and_ask_for_huge_pages(nbytes: int) -> None:
+    p = lib.tj_aligned_alloc(nbytes)
+    try:
+        address = int(ffi.cast("uintptr_t", p))
+        assert address % HUGE_PAGE == 0
+        assert "hg" in _vm_flags(address)  # MADV_HUGEPAGE
+        assert "hg" in _vm_flags(address + nbytes - 1)
+        ffi.memmove(p, b"\xcd" * nbytes, nbytes)
+    finally:
+        lib.tj_aligned_free(p)
+
+
+@needs_smaps
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_huge_page_advice_can_be_turned_off(setting: str, tmp_path: Path) -> None:
+    # A new process: this one's heap may hold ranges advised by earlier tests.
+    code = (
+        "from tensorjit.runtime.native import lib, ffi\n"
+        "from test_native import _vm_flags\n"
+        f"p = lib.tj_aligned_alloc({3 * HUGE_PAGE})\n"
+        "print('hg' in _vm_flags(int(ffi.cast('uintptr_t', p))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TENSORJIT_MADVISE_HUGEPAGE": setting,
+             "PYTHONPATH": str(Path(__file__).parent)},
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.split() == [str(setting == "1")]
+
+
 # -- thread count --------------------------------------------------------------
 
 
