@@ -27,10 +27,10 @@ compile / time saved per call). Targets: <= 5 us per call, >= 2x NumPy, cold com
 ``--scaling`` adds the compile time of the IK gradient at 10, 50, 100, 200 joints (each in
 a child process with a time limit).
 
-Per-call times are medians over interleaved rounds: for the MLP step each round times
-tensorjit and both NumPy children back to back (best of 2 calls each; the children stay
-up between rounds, ``_harness.ChildTimer``), and the speedup is the median of the
-per-round ratios; the IK candidates alternate in ``_harness.interleaved``. Results are
+Per-call times are medians over interleaved rounds: for the MLP step each of 24 rounds
+times tensorjit and both NumPy children back to back (best of 2 calls each; the children
+stay up between rounds, ``_harness.ChildTimer``; each contender starts a third of the
+rounds), and the speedup is the median of the per-round ratios; the IK candidates alternate in ``_harness.interleaved``. Results are
 checked before timing: tensorjit's loss and gradients against NumPy's (float32: rtol
 1e-3), the IK gradients against each other (float64: rtol 1e-9).
 
@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -376,10 +377,11 @@ def main() -> None:
     quick = "--quick" in sys.argv
     joints = int(sys.argv[sys.argv.index("--joints") + 1]) if "--joints" in sys.argv else 100
     rounds = 7 if quick else 15
+    mlp_rounds = 9 if quick else 24  # a multiple of 3: each contender starts as often
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     print(environment().replace(" (no BLAS call is timed here)", ""))
     if only != "ik":
-        mlp_benchmark(rounds)
+        mlp_benchmark(mlp_rounds)
     if only != "mlp":
         ik_benchmark(joints, rounds)
     if "--scaling" in sys.argv:
@@ -393,14 +395,18 @@ def mlp_benchmark(rounds: int) -> None:
     check_mlp(step, args)
     compile_s = time.perf_counter() - t
     # Rounds alternate tensorjit and the two NumPy children (best of 2 calls each), so
-    # that load from other processes falls on all of them alike.
+    # that load from other processes falls on all of them alike; each round starts with
+    # the next contender in turn, so none always runs after the same one.
     children = {"default": numpy_mlp_child(None), "SkylakeX": numpy_mlp_child("SkylakeX")}
-    times: dict[str, list[float]] = {"tensorjit": [], "default": [], "SkylakeX": []}
+    timers: dict[str, Callable[[], float]] = {
+        "tensorjit": lambda: best_of(lambda: step(*args), 2),
+        **{name: (lambda child=child: child.time("mlp", 2)) for name, child in children.items()}}
+    order = list(timers)
+    times: dict[str, list[float]] = {name: [] for name in order}
     try:
-        for _ in range(rounds):
-            times["tensorjit"].append(best_of(lambda: step(*args), 2))
-            for name, child in children.items():
-                times[name].append(child.time("mlp", 2))
+        for r in range(rounds):
+            for name in order[r % 3:] + order[:r % 3]:
+                times[name].append(timers[name]())
     finally:
         for child in children.values():
             child.close()
