@@ -30,9 +30,10 @@ a child process with a time limit).
 Per-call times are medians over interleaved rounds: for the MLP step each of 24 rounds
 times tensorjit and both NumPy children back to back (best of 2 calls each; the children
 stay up between rounds, ``_harness.ChildTimer``; each contender starts a third of the
-rounds), and the speedup is the median of the per-round ratios; the IK candidates alternate in ``_harness.interleaved``. Results are
-checked before timing: tensorjit's loss and gradients against NumPy's (float32: rtol
-1e-3), the IK gradients against each other (float64: rtol 1e-9).
+rounds), and the speedup is the median of the per-round ratios; the IK candidates
+alternate in ``_harness.interleaved``. Results are checked before timing: tensorjit's
+loss and gradients against NumPy's (float32: rtol 1e-3), the IK gradients against each
+other (float64: rtol 1e-9).
 
 Run: ``python bench/bench_train.py [--only mlp|ik] [--joints N] [--scaling] [--quick]`` or
 ``pytest bench/bench_train.py --benchmark-only``.
