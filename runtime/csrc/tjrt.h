@@ -29,8 +29,9 @@ extern "C" {
 
 /* Returns TJ_ALIGNMENT-aligned memory of at least nbytes, or NULL when out of
  * memory. nbytes == 0 returns a valid, distinct, non-NULL minimal block (so
- * callers never need a special case for empty tensors). Free with
- * tj_aligned_free. */
+ * callers never need a special case for empty tensors). Blocks of 2 MiB and
+ * more are 2 MiB-aligned and advised to use transparent huge pages (Linux;
+ * TENSORJIT_MADVISE_HUGEPAGE=0 turns that off). Free with tj_aligned_free. */
 void *tj_aligned_alloc(size_t nbytes);
 
 /* Frees a block from tj_aligned_alloc. NULL is a no-op. */
