@@ -406,7 +406,8 @@ def mlp_benchmark(rounds: int) -> None:
     times: dict[str, list[float]] = {name: [] for name in order}
     try:
         for r in range(rounds):
-            for name in order[r % 3:] + order[:r % 3]:
+            first = r % len(order)
+            for name in order[first:] + order[:first]:
                 times[name].append(timers[name]())
     finally:
         for child in children.values():

@@ -35,6 +35,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +58,7 @@ static int huge_pages_wanted(size_t nbytes) {
         return 0;
     }
     const char *env = getenv("TENSORJIT_MADVISE_HUGEPAGE");
-    return env == NULL || env[0] != '0' || env[1] != '\0';
+    return env == NULL || strcmp(env, "0") != 0;
 #else
     (void)nbytes;
     return 0;

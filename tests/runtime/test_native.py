@@ -139,7 +139,9 @@ needs_smaps = pytest.mark.skipif(not os.path.exists("/proc/self/smaps"),
 
 @needs_smaps
 @pytest.mark.parametrize("nbytes", [HUGE_PAGE, 3 * HUGE_PAGE + 100])
-def test_large_blocks_start_on_a_huge_page_and_ask_for_huge_pages(nbytes: int) -> None:
+def test_large_blocks_start_on_a_huge_page_and_ask_for_huge_pages(
+        nbytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TENSORJIT_MADVISE_HUGEPAGE", raising=False)
     p = lib.tj_aligned_alloc(nbytes)
     try:
         address = int(ffi.cast("uintptr_t", p))
@@ -164,7 +166,8 @@ def test_huge_page_advice_can_be_turned_off(setting: str, tmp_path: Path) -> Non
     out = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "TENSORJIT_MADVISE_HUGEPAGE": setting,
-             "PYTHONPATH": str(Path(__file__).parent)},
+             "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent),
+                                                         os.environ.get("PYTHONPATH")]))},
         cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stdout
     assert out.split() == [str(setting == "1")]
